@@ -1,0 +1,72 @@
+package store
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// schemaVersion is the layout this code writes.
+const schemaVersion = 1
+
+// migrations[i] turns a version-i database into version i+1. They run in
+// one transaction at Open: a database is either fully migrated or untouched.
+var migrations = []func(tx *bolt.Tx) error{
+	// 0 → 1: the first release's layout. A version-0 file (from before
+	// versions were recorded) has users but no email index.
+	func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketUsers, bucketEmails, bucketSessions, bucketUserSessions} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		emails := tx.Bucket(bucketEmails)
+		return tx.Bucket(bucketUsers).ForEach(func(k, v []byte) error {
+			var u User
+			if err := json.Unmarshal(v, &u); err != nil {
+				return fmt.Errorf("user %q is unreadable: %w", k, err)
+			}
+			if u.Email == "" {
+				return nil
+			}
+			return emails.Put([]byte(u.Email), k)
+		})
+	},
+}
+
+func (db *DB) migrate() error {
+	return db.bolt.Update(func(tx *bolt.Tx) error {
+		meta, err := tx.CreateBucketIfNotExists(bucketMeta)
+		if err != nil {
+			return fmt.Errorf("store: %w", err)
+		}
+		version := 0
+		if v := meta.Get([]byte("schema")); v != nil {
+			if version, err = strconv.Atoi(string(v)); err != nil {
+				return fmt.Errorf("store: unreadable schema version %q", v)
+			}
+		}
+		if version > schemaVersion {
+			return fmt.Errorf("%w (schema %d, this version reads up to %d)", ErrNewerSchema, version, schemaVersion)
+		}
+		for ; version < schemaVersion; version++ {
+			if err := migrations[version](tx); err != nil {
+				return fmt.Errorf("store: migrating the schema from version %d: %w", version, err)
+			}
+		}
+		return meta.Put([]byte("schema"), []byte(strconv.Itoa(schemaVersion)))
+	})
+}
+
+// SchemaVersion returns the schema version recorded in the file.
+func (db *DB) SchemaVersion() (int, error) {
+	var v int
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		var err error
+		v, err = strconv.Atoi(string(tx.Bucket(bucketMeta).Get([]byte("schema"))))
+		return err
+	})
+	return v, err
+}
