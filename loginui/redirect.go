@@ -1,0 +1,40 @@
+package loginui
+
+import (
+	"net/url"
+	"strings"
+)
+
+// SafeRedirect returns rd when it is safe to send a user there after
+// sign-in, and "/" otherwise. Safe is a local path (one leading "/", not
+// "//" or "/\") or an https URL whose host is an app host; in both, no
+// whitespace, control character, backslash or non-ASCII byte anywhere,
+// since browsers repair such URLs in ways that lead off-site.
+func SafeRedirect(rd string, isAppHost func(host string) bool) string {
+	if rd == "" || len(rd) > 4096 {
+		return "/"
+	}
+	for i := 0; i < len(rd); i++ {
+		if c := rd[i]; c <= ' ' || c >= 0x7f || c == '\\' {
+			return "/"
+		}
+	}
+	if rd[0] == '/' {
+		if len(rd) > 1 && rd[1] == '/' {
+			return "/"
+		}
+		return rd
+	}
+	if len(rd) < 8 || !strings.EqualFold(rd[:8], "https://") {
+		return "/"
+	}
+	u, err := url.Parse(rd)
+	if err != nil || u.User != nil || u.Opaque != "" || u.Host == "" || strings.ContainsAny(u.Host, "@%") {
+		return "/"
+	}
+	host := strings.ToLower(u.Hostname())
+	if host == "" || isAppHost == nil || !isAppHost(host) {
+		return "/"
+	}
+	return rd
+}
