@@ -1,0 +1,230 @@
+package main
+
+import (
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestUserCommandsWithoutAGateway(t *testing.T) {
+	cfg := writeE2EConfig(t, t.TempDir(), "")
+	out := mustCLI(t, "", "user", "add", "Alice", "-config", cfg, "-email", "Alice@Example.com", "-role", "staff", "-role", "reader,writer")
+	if !strings.HasPrefix(out, "created user alice with password: ") {
+		t.Errorf("add without -password-stdin: %q", out)
+	}
+	mustCLI(t, "s3cret-passphrase\n", "user", "passwd", "alice", "-config", cfg, "-password-stdin")
+	out = mustCLI(t, "", "user", "list", "-config", cfg)
+	if !strings.Contains(out, "alice") || !strings.Contains(out, "alice@example.com") || !strings.Contains(out, "reader,staff,writer") {
+		t.Errorf("list:\n%s", out)
+	}
+	mustCLI(t, "", "user", "roles", "ALICE", "-config", cfg, "-set", "admin")
+	mustCLI(t, "", "user", "disable", "alice", "-config", cfg)
+	out = mustCLI(t, "", "user", "show", "alice", "-config", cfg)
+	if !strings.Contains(out, "roles:") || !strings.Contains(out, "admin") || !strings.Contains(out, "disabled") {
+		t.Errorf("show:\n%s", out)
+	}
+	mustCLI(t, "", "user", "enable", "alice", "-config", cfg)
+	mustCLI(t, "", "user", "unlock", "alice", "-config", cfg)
+	mustCLI(t, "", "user", "delete", "alice", "-config", cfg)
+	if code, _, errOut := runCLI(t, "", "user", "show", "alice", "-config", cfg); code != 1 || errOut != "gatehouse: no user \"alice\"\n" {
+		t.Errorf("show deleted user: exit %d %q", code, errOut)
+	}
+}
+
+func TestCLIErrorsAreOneLine(t *testing.T) {
+	cfg := writeE2EConfig(t, t.TempDir(), "")
+	mustCLI(t, "", "user", "add", "bob", "-config", cfg)
+	tests := []struct {
+		name  string
+		stdin string
+		args  []string
+		want  string
+	}{
+		{"unknown verb", "", []string{"frobnicate"}, `gatehouse: unknown command "frobnicate"`},
+		{"missing config", "", []string{"user", "list"}, "gatehouse: -config FILE is required"},
+		{"missing file", "", []string{"validate", "-config", "/nonexistent/gatehouse.yaml"}, "gatehouse: cannot read config: /nonexistent/gatehouse.yaml: no such file or directory"},
+		{"unknown flag", "", []string{"user", "list", "-config", cfg, "-bogus"}, "gatehouse: flag provided but not defined: -bogus"},
+		{"no name", "", []string{"user", "add", "-config", cfg}, "gatehouse: user add needs one user NAME"},
+		{"duplicate", "", []string{"user", "add", "bob", "-config", cfg}, `gatehouse: user "bob" or email "" already exists`},
+		{"bad name", "", []string{"user", "add", "bad name!", "-config", cfg}, `gatehouse: "bad name!" is not a valid username (lower-case letters, digits, '.', '_' and '-')`},
+		{"short password", "short\n", []string{"user", "passwd", "bob", "-config", cfg, "-password-stdin"}, "gatehouse: the password is too short (at least 8 characters)"},
+		{"empty stdin", "", []string{"user", "passwd", "bob", "-config", cfg, "-password-stdin"}, "gatehouse: no password on stdin"},
+		{"roles without set", "", []string{"user", "roles", "bob", "-config", cfg}, `gatehouse: user roles needs -set a,b (or -set "" for none)`},
+		{"unknown user", "", []string{"user", "disable", "nobody", "-config", cfg}, `gatehouse: no user "nobody"`},
+		{"policy check args", "", []string{"policy", "check", "-config", cfg, "GET"}, "gatehouse: policy check needs METHOD and URL, e.g. GET https://wiki.example.com/admin"},
+		{"backup no out", "", []string{"backup", "-config", cfg}, "gatehouse: backup needs one OUT file"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			code, _, errOut := runCLI(t, tc.stdin, tc.args...)
+			if code != 1 {
+				t.Errorf("exit %d, want 1", code)
+			}
+			first := strings.SplitN(errOut, "\n", 2)[0]
+			if first != tc.want {
+				t.Errorf("stderr first line = %q, want %q", first, tc.want)
+			}
+			if strings.Contains(errOut, "goroutine") || strings.Contains(errOut, "panic") {
+				t.Errorf("stack trace on stderr: %s", errOut)
+			}
+		})
+	}
+}
+
+func TestHashPasswordCommand(t *testing.T) {
+	out := mustCLI(t, "my password\n", "hash-password")
+	if !strings.HasPrefix(out, "$argon2id$v=19$m=19456,t=2,p=1$") {
+		t.Errorf("hash-password printed %q", out)
+	}
+}
+
+func TestUserCommandsWhileRunningTakeEffectOnTheNextRequest(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("GATEHOUSE_ADMIN_PASSWORD", "admin-password-1")
+	cfg := writeE2EConfig(t, dir, "")
+	g := startGateway(t, cfg)
+
+	// While the gateway holds the database, the CLI goes through the socket.
+	mustCLI(t, "carol-password-1\n", "user", "add", "carol", "-config", cfg, "-role", "admin", "-password-stdin")
+	c := g.client()
+	if resp, _ := g.signIn(t, c, "carol", "carol-password-1", "/admin/x"); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("sign-in: %d", resp.StatusCode)
+	}
+	get := func() int {
+		resp, _ := do(t, c, "GET", g.https+"/admin/x", nil, "Accept", "application/json")
+		return resp.StatusCode
+	}
+	if s := get(); s != 200 {
+		t.Fatalf("admin area as admin: %d", s)
+	}
+	mustCLI(t, "", "user", "roles", "carol", "-config", cfg, "-set", "staff")
+	if s := get(); s != http.StatusForbidden {
+		t.Errorf("after losing the admin role: %d, want 403", s)
+	}
+	mustCLI(t, "", "user", "roles", "carol", "-config", cfg, "-set", "admin")
+	mustCLI(t, "", "user", "disable", "carol", "-config", cfg)
+	if s := get(); s != http.StatusUnauthorized {
+		t.Errorf("disabled user's live session: %d, want 401", s)
+	}
+	mustCLI(t, "", "user", "enable", "carol", "-config", cfg)
+	if s := get(); s != http.StatusUnauthorized {
+		t.Errorf("re-enabled user's old session: %d, want 401 (disabling must end it)", s)
+	}
+	if resp, _ := g.signIn(t, c, "carol", "carol-password-1", "/"); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("sign-in again: %d", resp.StatusCode)
+	}
+	mustCLI(t, "carol-password-2\n", "user", "passwd", "carol", "-config", cfg, "-password-stdin")
+	if s := get(); s != http.StatusUnauthorized {
+		t.Errorf("after a password change: %d, want 401", s)
+	}
+	if resp, _ := g.signIn(t, c, "carol", "carol-password-2", "/"); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("sign-in with the new password: %d", resp.StatusCode)
+	}
+	mustCLI(t, "", "user", "delete", "carol", "-config", cfg)
+	if s := get(); s != http.StatusUnauthorized {
+		t.Errorf("deleted user's live session: %d, want 401", s)
+	}
+	audits := g.logs.logLines(t, "audit")
+	events := map[string]bool{}
+	for _, a := range audits {
+		events[a["event"].(string)] = true
+	}
+	for _, e := range []string{"user_created", "user_roles_changed", "user_disabled", "password_changed", "user_deleted", "signin"} {
+		if !events[e] {
+			t.Errorf("no audit event %q in %v", e, events)
+		}
+	}
+}
+
+func TestBackupWhileRunning(t *testing.T) {
+	dir := t.TempDir()
+	cfg := writeE2EConfig(t, dir, "")
+	g := startGateway(t, cfg)
+	mustCLI(t, "", "user", "add", "dave", "-config", cfg, "-role", "staff")
+	out := filepath.Join(t.TempDir(), "backup.db")
+	mustCLI(t, "", "backup", "-config", cfg, out)
+	g.stop()
+
+	// The copy is a complete database: a gateway started on it knows dave.
+	restored := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(restored, "data"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(restored, "data", "gatehouse.db"), data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg2 := writeE2EConfig(t, restored, "")
+	if got := mustCLI(t, "", "user", "list", "-config", cfg2); !strings.Contains(got, "dave") {
+		t.Errorf("restored backup lacks dave:\n%s", got)
+	}
+}
+
+func TestSecondGatewayOnTheSameDataDirFailsClearly(t *testing.T) {
+	cfg := writeE2EConfig(t, t.TempDir(), "")
+	startGateway(t, cfg)
+	c, err := loadConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_, err = newServer(c, newLogger(&syncBuffer{}, 0), time.Now)
+	if err == nil || !strings.Contains(err.Error(), "is another gatehouse running with this data_dir?") {
+		t.Errorf("second gateway: %v", err)
+	}
+	if time.Since(start) > 10*time.Second {
+		t.Error("the second gateway hung instead of failing")
+	}
+}
+
+func TestSessionsSurviveARestart(t *testing.T) {
+	t.Setenv("GATEHOUSE_ADMIN_PASSWORD", "admin-password-1")
+	cfg := writeE2EConfig(t, t.TempDir(), "")
+	g := startGateway(t, cfg)
+	c := g.client()
+	if resp, _ := g.signIn(t, c, "admin", "admin-password-1", "/"); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("sign-in: %d", resp.StatusCode)
+	}
+	g.stop()
+	g2 := startGateway(t, cfg)
+	// Same cookie jar; the new gateway has new ports but the cookie is per host name.
+	resp, _ := do(t, c, "GET", g2.https+"/x", nil, "Accept", "application/json")
+	if resp.StatusCode != 200 {
+		t.Errorf("after restart: %d, want 200", resp.StatusCode)
+	}
+}
+
+func TestReloadSwapsRulesAndRefusesBrokenConfigs(t *testing.T) {
+	t.Setenv("GATEHOUSE_ADMIN_PASSWORD", "admin-password-1")
+	dir := t.TempDir()
+	cfg := writeE2EConfig(t, dir, "")
+	g := startGateway(t, cfg)
+	c := g.client()
+	status := func(path string) int {
+		resp, _ := do(t, c, "GET", g.https+path, nil, "Accept", "application/json")
+		return resp.StatusCode
+	}
+	if s := status("/public/x"); s != 200 {
+		t.Fatalf("public before reload: %d", s)
+	}
+	writeE2EConfig(t, dir, "apps:\n  - host: localhost\n    upstream: echo\n    rules:\n      - { path: /public/**, deny: true }\n")
+	g.srv.reload()
+	if s := status("/public/x"); s != http.StatusForbidden {
+		t.Errorf("after reload: %d, want 403", s)
+	}
+	writeE2EConfig(t, dir, "apps:\n  - host: localhost\n    upstream: echo\n    rules:\n      - { path: /public/**, allow: maybe }\n")
+	g.srv.reload()
+	if s := status("/public/x"); s != http.StatusForbidden {
+		t.Errorf("after a broken reload: %d, want the old config's 403", s)
+	}
+	refused := g.logs.logLines(t, "config reload refused; the previous config keeps serving")
+	if len(refused) != 1 || !strings.Contains(refused[0]["err"].(string), "config.yaml:8: allow: \"maybe\" is not public or authenticated") {
+		t.Errorf("refused reload log: %v", refused)
+	}
+}

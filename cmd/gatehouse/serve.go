@@ -1,0 +1,373 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/gatehouse-auth/gatehouse/loginui"
+	"github.com/gatehouse-auth/gatehouse/proxy"
+	"github.com/gatehouse-auth/gatehouse/store"
+)
+
+func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	file := configFlag(fs)
+	if pos, err := parseFlags(fs, args); err != nil {
+		return err
+	} else if len(pos) > 0 {
+		return usageError{fmt.Sprintf("serve takes no arguments (got %q)", pos[0])}
+	}
+	cfg, err := requireConfig(*file)
+	if err != nil {
+		return err
+	}
+	log := newLogger(stderr, cfg.LogLevel)
+	srv, err := newServer(cfg, log, time.Now)
+	if err != nil {
+		return err
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for range hup {
+			srv.reload()
+		}
+	}()
+	return srv.run(ctx)
+}
+
+func newLogger(w io.Writer, level slog.Level) *slog.Logger {
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
+}
+
+// server is one running gateway: store, pages, proxy, listeners and the
+// control socket.
+type server struct {
+	file    string
+	cfg     atomic.Pointer[Config]
+	log     *slog.Logger
+	db      *store.DB
+	ui      *loginui.UI
+	gw      *proxy.Gateway
+	certs   *proxy.Certs
+	ls      proxy.Listeners
+	control net.Listener
+	now     func() time.Time
+}
+
+// newServer opens everything a gateway needs and binds its sockets, so
+// that errors (port in use, database locked) surface before it reports
+// ready.
+func newServer(cfg *Config, log *slog.Logger, now func() time.Time) (_ *server, err error) {
+	s := &server{file: cfg.File, log: log, now: now}
+	s.cfg.Store(cfg)
+	defer func() {
+		if err != nil {
+			s.close()
+		}
+	}()
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("cannot create data_dir: %w", pathError(err))
+	}
+	s.db, err = store.Open(cfg.DBPath(), store.Options{Timeout: time.Second, Now: now})
+	if errors.Is(err, store.ErrInUse) {
+		return nil, fmt.Errorf("the database %s is in use: is another gatehouse running with this data_dir?", cfg.DBPath())
+	} else if err != nil {
+		return nil, fmt.Errorf("cannot open the database: %w", err)
+	}
+	if err := s.bootstrapAdmin(); err != nil {
+		return nil, err
+	}
+	secret := cfg.Secret
+	if secret == nil {
+		if secret, err = loadOrCreateSecret(filepath.Join(cfg.DataDir, "session.key")); err != nil {
+			return nil, err
+		}
+	}
+	sessionCfg := cfg.Session
+	sessionCfg.Secrets = [][]byte{secret}
+	s.ui, err = loginui.New(sessionCfg, loginui.Deps{
+		DB:  s.db,
+		Log: log,
+		Now: now,
+		ClientIP: func(r *http.Request) netip.Addr {
+			ip, _ := proxy.ClientIP(r, s.cfg.Load().Proxy.TrustedProxies)
+			return ip
+		},
+		IsAppHost: func(host string) bool {
+			_, ok := s.cfg.Load().Proxy.Policy.Lookup(host)
+			return ok
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("session: %w", err)
+	}
+	scheme := "https"
+	if cfg.TLS.Mode == proxy.TLSOff {
+		scheme = "http"
+	}
+	var accessLog *slog.Logger
+	if cfg.AccessLog {
+		accessLog = log
+	}
+	s.gw, err = proxy.New(cfg.Proxy, proxy.Deps{
+		Auth:            s.ui,
+		Pages:           s.ui,
+		UI:              s.ui.Handler(),
+		CookieNames:     s.ui.CookieNames(),
+		Log:             log,
+		AccessLog:       accessLog,
+		Scheme:          scheme,
+		UpstreamTimeout: cfg.UpstreamTime,
+	})
+	if err != nil {
+		return nil, err
+	}
+	tlsCfg := cfg.TLS
+	tlsCfg.Hosts = cfg.Hosts
+	if s.certs, err = proxy.NewCerts(tlsCfg, log, now); err != nil {
+		return nil, err
+	}
+	if cfg.TLS.Mode != proxy.TLSOff {
+		if s.ls.HTTPS, err = listen(cfg.HTTPSAddr, "listen.https"); err != nil {
+			return nil, err
+		}
+	}
+	if s.ls.HTTP, err = listen(cfg.HTTPAddr, "listen.http"); err != nil {
+		return nil, err
+	}
+	if s.control, err = listenControl(cfg.SocketPath()); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func listen(addr, key string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		var se *os.SyscallError
+		if errors.As(err, &se) && errors.Is(se.Err, syscall.EADDRINUSE) {
+			return nil, fmt.Errorf("%s: %s is already in use by another program", key, addr)
+		}
+		if errors.As(err, &se) && errors.Is(se.Err, syscall.EACCES) {
+			return nil, fmt.Errorf("%s: not allowed to listen on %s (ports below 1024 need privileges; see docs/deployment.md)", key, addr)
+		}
+		return nil, fmt.Errorf("%s: cannot listen on %s: %v", key, addr, errors.Unwrap(err))
+	}
+	return ln, nil
+}
+
+// run serves until ctx is done, then drains in-flight requests.
+func (s *server) run(ctx context.Context) error {
+	defer s.close()
+	cfg := s.cfg.Load()
+	attrs := []any{"config", s.file, "data_dir", cfg.DataDir, "tls", cfg.TLS.Mode}
+	if s.ls.HTTPS != nil {
+		attrs = append(attrs, "https", s.ls.HTTPS.Addr().String())
+	}
+	attrs = append(attrs, "http", s.ls.HTTP.Addr().String())
+	s.log.Info("gatehouse ready", attrs...)
+	go s.serveControl()
+	go s.purgeSessions(ctx)
+	err := proxy.Serve(ctx, s.gw, s.certs, s.ls, 30*time.Second, s.log)
+	s.log.Info("gatehouse stopped")
+	return err
+}
+
+// reload loads the config file again and swaps the rules, apps and
+// headers in; an invalid file is refused and the old config keeps serving.
+func (s *server) reload() {
+	next, err := loadConfig(s.file)
+	if err != nil {
+		s.log.Error("config reload refused; the previous config keeps serving", "err", err.Error())
+		return
+	}
+	if err := s.gw.Swap(next.Proxy); err != nil {
+		s.log.Error("config reload refused; the previous config keeps serving", "err", err.Error())
+		return
+	}
+	old := s.cfg.Load()
+	if restartNeeded(old, next) {
+		s.log.Warn("config reloaded; changes to listen, tls, data_dir or session take effect after a restart")
+		next = withStatic(old, next)
+	}
+	s.cfg.Store(next)
+	s.log.Info("config reloaded", "apps", len(next.Proxy.Apps))
+}
+
+// restartNeeded reports whether parts that cannot change while running differ.
+func restartNeeded(old, next *Config) bool {
+	return old.HTTPSAddr != next.HTTPSAddr || old.HTTPAddr != next.HTTPAddr || old.DataDir != next.DataDir ||
+		old.TLS.Mode != next.TLS.Mode || old.TLS.CertFile != next.TLS.CertFile || old.TLS.KeyFile != next.TLS.KeyFile ||
+		string(old.Secret) != string(next.Secret) || old.Session.CookieName != next.Session.CookieName ||
+		old.Session.Domain != next.Session.Domain || old.Session.IdleTimeout != next.Session.IdleTimeout ||
+		old.Session.Lifetime != next.Session.Lifetime || old.Session.RememberMe != next.Session.RememberMe
+}
+
+// withStatic keeps the running values of everything a reload cannot change.
+func withStatic(old, next *Config) *Config {
+	c := *next
+	c.HTTPSAddr, c.HTTPAddr, c.DataDir, c.TLS, c.Secret, c.Session = old.HTTPSAddr, old.HTTPAddr, old.DataDir, old.TLS, old.Secret, old.Session
+	return &c
+}
+
+func (s *server) close() {
+	if s.control != nil {
+		_ = s.control.Close()
+		_ = os.Remove(s.cfg.Load().SocketPath())
+	}
+	for _, ln := range []net.Listener{s.ls.HTTPS, s.ls.HTTP} {
+		if ln != nil {
+			_ = ln.Close()
+		}
+	}
+	if s.certs != nil {
+		s.certs.Close()
+	}
+	if s.gw != nil {
+		s.gw.Close()
+	}
+	if s.db != nil {
+		_ = s.db.Close()
+	}
+}
+
+func (s *server) purgeSessions(ctx context.Context) {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if n, err := s.db.DeleteExpiredSessions(); err != nil {
+				s.log.Error("purging expired sessions", "err", err)
+			} else if n > 0 {
+				s.log.Info("purged expired sessions", "count", n)
+			}
+		}
+	}
+}
+
+// bootstrapAdmin creates the "admin" account when the store has no users,
+// with the password from GATEHOUSE_ADMIN_PASSWORD(_FILE) or a random one
+// that is logged this once.
+func (s *server) bootstrapAdmin() error {
+	n, err := s.db.CountUsers()
+	if err != nil {
+		return fmt.Errorf("cannot read users: %w", err)
+	}
+	if n > 0 {
+		return nil
+	}
+	password, fromEnv, err := adminPassword()
+	if err != nil {
+		return err
+	}
+	hash, err := store.HashPassword(password)
+	if err != nil {
+		return err
+	}
+	if err := s.db.CreateUser(store.User{Username: "admin", DisplayName: "Administrator", PasswordHash: hash, Roles: []string{"admin"}}); err != nil {
+		return fmt.Errorf("cannot create the admin account: %w", err)
+	}
+	if fromEnv {
+		s.log.Info("created the admin account with the password from the environment", "user", "admin")
+	} else {
+		// The one deliberate secret in the log: shown once, on the very
+		// first start, so a newcomer can sign in. Change it afterwards.
+		s.log.Warn("created the admin account; sign in and change this password (it is not shown again)",
+			"user", "admin", "password", password)
+	}
+	return nil
+}
+
+func adminPassword() (string, bool, error) {
+	if f := os.Getenv("GATEHOUSE_ADMIN_PASSWORD_FILE"); f != "" {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return "", false, fmt.Errorf("GATEHOUSE_ADMIN_PASSWORD_FILE: %w", pathError(err))
+		}
+		return strings.TrimRight(string(data), "\r\n"), true, nil
+	}
+	if p := os.Getenv("GATEHOUSE_ADMIN_PASSWORD"); p != "" {
+		return p, true, nil
+	}
+	return randomPassword(), false, nil
+}
+
+// randomPassword is 20 characters from an unambiguous alphabet (~110 bits).
+func randomPassword() string {
+	const alphabet = "abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+	b := make([]byte, 20)
+	for i := range b {
+		b[i] = alphabet[randIntn(len(alphabet))]
+	}
+	return string(b)
+}
+
+func randIntn(n int) int {
+	var buf [1]byte
+	for {
+		_, _ = rand.Read(buf[:])
+		if int(buf[0]) < 256-256%n {
+			return int(buf[0]) % n
+		}
+	}
+}
+
+// loadOrCreateSecret keeps the session secret in data_dir so sessions
+// survive restarts when the config names none.
+func loadOrCreateSecret(path string) ([]byte, error) {
+	data, err := os.ReadFile(path)
+	if err == nil {
+		if s := strings.TrimSpace(string(data)); len(s) >= 32 {
+			return []byte(s), nil
+		}
+		return nil, fmt.Errorf("%s is too short to be a session secret; delete it to generate a new one", path)
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("cannot read the session secret: %w", pathError(err))
+	}
+	raw := make([]byte, 48)
+	_, _ = rand.Read(raw)
+	secret := base64.RawURLEncoding.EncodeToString(raw)
+	if err := os.WriteFile(path, []byte(secret+"\n"), 0o600); err != nil {
+		return nil, fmt.Errorf("cannot write the session secret: %w", pathError(err))
+	}
+	return []byte(secret), nil
+}
+
+func cmdValidate(args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
+	file := configFlag(fs)
+	if _, err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	cfg, err := requireConfig(*file)
+	if err != nil {
+		return err
+	}
+	for _, w := range cfg.Proxy.Policy.Lint() {
+		fmt.Fprintf(stdout, "warning: %s: %s\n", w.Source, w.Msg)
+	}
+	fmt.Fprintf(stdout, "%s: ok (%d apps)\n", cfg.File, len(cfg.Proxy.Apps))
+	return nil
+}
