@@ -6,8 +6,8 @@ import (
 )
 
 // SafeRedirect returns rd when it is safe to send a user there after
-// sign-in, and "/" otherwise. Safe is a local path (one leading "/", not
-// "//" or "/\") or an https URL whose host is an app host; in both, no
+// sign-in, and "/" otherwise. Safe is a local path (one leading "/" and no
+// "//" anywhere) or an https URL whose host is an app host; in both, no
 // whitespace, control character, backslash or non-ASCII byte anywhere,
 // since browsers repair such URLs in ways that lead off-site.
 func SafeRedirect(rd string, isAppHost func(host string) bool) string {
@@ -20,7 +20,9 @@ func SafeRedirect(rd string, isAppHost func(host string) bool) string {
 		}
 	}
 	if rd[0] == '/' {
-		if len(rd) > 1 && rd[1] == '/' {
+		// No "//" anywhere: not as a scheme-relative start, and not in a
+		// path or query that a lenient app would re-read as a URL.
+		if strings.Contains(rd, "//") {
 			return "/"
 		}
 		return rd

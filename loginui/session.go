@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/gorilla/securecookie"
@@ -46,15 +48,67 @@ func newCodecs(secrets [][]byte, maxAge time.Duration) []securecookie.Codec {
 
 // sessionID returns the session id in the request's cookie, or "".
 func (u *UI) sessionID(r *http.Request) string {
-	c, err := r.Cookie(u.cookie)
-	if err != nil || len(c.Value) > 512 {
+	value := cookieValue(r.Header, u.cookie)
+	if value == "" || len(value) > 512 {
 		return ""
+	}
+	if id, ok := u.decoded.get(value); ok {
+		return id
 	}
 	var id []byte
-	if err := securecookie.DecodeMulti(u.cookie, c.Value, &id, u.codecs...); err != nil {
+	if err := securecookie.DecodeMulti(u.cookie, value, &id, u.codecs...); err != nil {
 		return ""
 	}
+	u.decoded.put(value, string(id))
 	return string(id)
+}
+
+// cookieValue finds a cookie's value in the Cookie headers without
+// parsing (and allocating for) every other cookie. A malformed header
+// simply yields no value.
+func cookieValue(h http.Header, name string) string {
+	for _, line := range h["Cookie"] {
+		for line != "" {
+			var part string
+			part, line, _ = strings.Cut(line, ";")
+			part = strings.TrimLeft(part, " \t")
+			if len(part) > len(name) && part[len(name)] == '=' && part[:len(name)] == name {
+				v := strings.TrimRight(part[len(name)+1:], " \t")
+				if len(v) > 1 && v[0] == '"' && v[len(v)-1] == '"' {
+					v = v[1 : len(v)-1]
+				}
+				return v
+			}
+		}
+	}
+	return ""
+}
+
+// decodedCookies remembers cookie values that already passed the MAC
+// check and decryption, so a signed-in request skips that work. Only
+// values that verified are stored; everything else is checked in full.
+// Whether the session is still alive is always asked of the store.
+type decodedCookies struct {
+	mu sync.RWMutex
+	m  map[string]string
+}
+
+const maxDecodedCookies = 8192
+
+func (d *decodedCookies) get(value string) (string, bool) {
+	d.mu.RLock()
+	id, ok := d.m[value]
+	d.mu.RUnlock()
+	return id, ok
+}
+
+func (d *decodedCookies) put(value, id string) {
+	d.mu.Lock()
+	if d.m == nil || len(d.m) >= maxDecodedCookies {
+		d.m = make(map[string]string, 64)
+	}
+	d.m[value] = id
+	d.mu.Unlock()
 }
 
 // Authenticate identifies the caller from the session cookie: nil for

@@ -26,10 +26,6 @@ const (
 
 func (u *UI) loginPage(w http.ResponseWriter, r *http.Request) {
 	rd := r.URL.Query().Get("rd")
-	if user, _ := u.Authenticate(r); user != nil {
-		http.Redirect(w, r, SafeRedirect(rd, u.isAppHost), http.StatusSeeOther)
-		return
-	}
 	u.render(w, http.StatusOK, "login", page{
 		Heading: "Sign in", CSRF: u.csrfToken(w, r), RD: rd, Host: hostOf(r), Remember: u.cfg.RememberMe > 0,
 	})

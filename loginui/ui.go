@@ -67,6 +67,7 @@ type UI struct {
 	cookie     string
 	csrfCookie string
 	codecs     []securecookie.Codec
+	decoded    decodedCookies
 	csrfKey    []byte
 	pages      map[string]*template.Template
 	css        []byte
@@ -190,7 +191,7 @@ func (u *UI) routes() http.Handler {
 	mux.Handle("POST /.gatehouse/logout", post(u.logout))
 	mux.HandleFunc("GET /.gatehouse/static/style.css", u.style)
 	mux.HandleFunc("GET /.gatehouse/static/logo", u.logo)
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { u.Error(w, r, http.StatusNotFound) })
+	mux.HandleFunc("GET /", func(w http.ResponseWriter, r *http.Request) { u.Error(w, r, http.StatusNotFound) })
 	return methodNotAllowed(mux, u)
 }
 
@@ -198,14 +199,14 @@ func (u *UI) routes() http.Handler {
 // the mux computed).
 func methodNotAllowed(mux *http.ServeMux, u *UI) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if _, pattern := mux.Handler(r); pattern == "" && r.Method != http.MethodGet && r.Method != http.MethodHead {
+		if _, pattern := mux.Handler(r); pattern == "" {
 			rec := &allowRecorder{header: http.Header{}}
 			mux.ServeHTTP(rec, r)
 			if rec.status == http.StatusMethodNotAllowed {
 				w.Header().Set("Allow", rec.header.Get("Allow"))
-				u.Error(w, r, http.StatusMethodNotAllowed)
-				return
 			}
+			u.Error(w, r, rec.status)
+			return
 		}
 		mux.ServeHTTP(w, r)
 	})

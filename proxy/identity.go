@@ -98,9 +98,6 @@ func dropHeader(name string, identity []string, trusted bool) bool {
 // the app's cookies pass unchanged and in order.
 func stripCookies(h http.Header, names []string) {
 	values := h["Cookie"]
-	if len(values) == 0 {
-		return
-	}
 	found := false
 	for _, v := range values {
 		for _, n := range names {
@@ -112,20 +109,24 @@ func stripCookies(h http.Header, names []string) {
 	if !found {
 		return
 	}
-	var kept []string
+	kept := values[:0]
 	for _, v := range values {
-		var parts []string
-		for _, part := range strings.Split(v, ";") {
-			name, _, _ := strings.Cut(strings.TrimSpace(part), "=")
-			if isOneOf(name, names) {
+		var b strings.Builder
+		for v != "" {
+			var part string
+			part, v, _ = strings.Cut(v, ";")
+			part = strings.TrimSpace(part)
+			name, _, _ := strings.Cut(part, "=")
+			if part == "" || isOneOf(name, names) {
 				continue
 			}
-			if t := strings.TrimSpace(part); t != "" {
-				parts = append(parts, t)
+			if b.Len() > 0 {
+				b.WriteString("; ")
 			}
+			b.WriteString(part)
 		}
-		if len(parts) > 0 {
-			kept = append(kept, strings.Join(parts, "; "))
+		if b.Len() > 0 {
+			kept = append(kept, b.String())
 		}
 	}
 	if len(kept) == 0 {
@@ -162,27 +163,28 @@ func setForwarded(pr *httputil.ProxyRequest, info *reqInfo, scheme string) {
 			host = h
 		}
 	}
+	// One backing array for all four values: one allocation, not four.
+	vals := [4]string{xff, proto, host, info.client.String()}
+	all := vals[:]
 	if peer != "" {
-		out["X-Forwarded-For"] = []string{xff}
+		out["X-Forwarded-For"] = all[0:1:1]
 	}
-	out["X-Forwarded-Proto"] = []string{proto}
-	out["X-Forwarded-Host"] = []string{host}
+	out["X-Forwarded-Proto"] = all[1:2:2]
+	out["X-Forwarded-Host"] = all[2:3:3]
 	if info.client.IsValid() {
-		out["X-Real-Ip"] = []string{info.client.String()}
+		out["X-Real-Ip"] = all[3:4:4]
 	}
 }
 
 // setIdentity sets the identity headers of a signed-in user.
 func setIdentity(h http.Header, names Headers, u *store.User) {
-	set := func(name, value string) {
+	vals := [4]string{headerValue(u.Username), headerValue(u.Email), headerValue(strings.Join(u.Roles, ",")), headerValue(u.DisplayName)}
+	all := vals[:]
+	for i, name := range [4]string{names.User, names.Email, names.Groups, names.Name} {
 		if name != "" {
-			h[name] = []string{headerValue(value)}
+			h[name] = all[i : i+1 : i+1]
 		}
 	}
-	set(names.User, u.Username)
-	set(names.Email, u.Email)
-	set(names.Groups, strings.Join(u.Roles, ","))
-	set(names.Name, u.DisplayName)
 }
 
 // headerValue drops control characters, which would otherwise make the

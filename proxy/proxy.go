@@ -89,7 +89,29 @@ type Gateway struct {
 	transport *http.Transport
 	upstream  http.RoundTripper
 	echo      *echoServer
+	buffers   bufferPool
 	state     atomic.Pointer[state]
+}
+
+// bufferPool recycles the 32 KiB buffers ReverseProxy copies bodies
+// through; without it every response allocates one. A channel, unlike a
+// sync.Pool of slices, recycles without allocating.
+type bufferPool chan []byte
+
+func (p bufferPool) Get() []byte {
+	select {
+	case b := <-p:
+		return b
+	default:
+		return make([]byte, 32<<10)
+	}
+}
+
+func (p bufferPool) Put(b []byte) {
+	select {
+	case p <- b:
+	default:
+	}
 }
 
 // state is one immutable, compiled configuration.
@@ -112,7 +134,7 @@ func New(cfg Config, deps Deps) (*Gateway, error) {
 	if deps.UpstreamTimeout <= 0 {
 		deps.UpstreamTimeout = 60 * time.Second
 	}
-	g := &Gateway{deps: deps, echo: newEchoServer(deps.UpstreamTimeout)}
+	g := &Gateway{deps: deps, echo: newEchoServer(deps.UpstreamTimeout), buffers: make(bufferPool, 256)}
 	g.transport = &http.Transport{
 		Proxy: nil, // never route upstream traffic through an environment proxy
 		DialContext: (&net.Dialer{
@@ -204,6 +226,7 @@ func (g *Gateway) reverseProxy(st *state, app App) (*httputil.ReverseProxy, erro
 			g.rewrite(st, target, pr)
 		},
 		Transport:    transport,
+		BufferPool:   g.buffers,
 		ErrorHandler: g.upstreamError,
 		ErrorLog:     slog.NewLogLogger(g.deps.Log.Handler(), slog.LevelWarn),
 	}, nil

@@ -78,3 +78,6 @@ func writeFileAtomic(path string, write func(io.Writer) error) error {
 	}
 	return os.Rename(tmp.Name(), path)
 }
+
+// writeFile writes a small file readable by its owner only.
+func writeFile(path, text string) error { return os.WriteFile(path, []byte(text), 0o600) }
