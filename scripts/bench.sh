@@ -30,7 +30,7 @@ cat > "$work/config.yaml" <<YAML
 listen: { http: "127.0.0.1:19003", https: "127.0.0.1:19004" }
 tls: { mode: "off" }
 data_dir: $work/data
-log: { level: warn, access: false }
+log: { level: ${BENCH_LOG_LEVEL:-info}, access: ${BENCH_ACCESS_LOG:-true} }
 apps:
   - host: 127.0.0.1
     upstream: http://127.0.0.1:19001

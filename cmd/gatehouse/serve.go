@@ -37,7 +37,9 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	log := newLogger(stderr, cfg.LogLevel)
+	logOut := newFlushingWriter(stderr, 100*time.Millisecond)
+	defer logOut.Close()
+	log := newLogger(logOut, cfg.LogLevel)
 	srv, err := newServer(cfg, log, time.Now)
 	if err != nil {
 		return err
