@@ -113,4 +113,3 @@ func signInForBench(b *testing.B, gw http.Handler) string {
 	b.Fatalf("sign-in failed: %d %s", rec.Code, body)
 	return ""
 }
-
