@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -188,6 +190,7 @@ func (s *server) run(ctx context.Context) error {
 	s.log.Info("gatehouse ready", attrs...)
 	go s.serveControl()
 	go s.purgeSessions(ctx)
+	go s.watchConfig(ctx)
 	err := proxy.Serve(ctx, s.gw, s.certs, s.ls, 30*time.Second, s.log)
 	s.log.Info("gatehouse stopped")
 	return err
@@ -357,6 +360,40 @@ func loadOrCreateSecret(path string) ([]byte, error) {
 	return []byte(secret), nil
 }
 
+// rolesNobodyHas lists roles the rules name that no user holds. The second
+// result is false when the store cannot be read (validate works without it).
+func rolesNobodyHas(cfg *Config) ([]string, bool) {
+	if _, err := os.Stat(cfg.DBPath()); err != nil {
+		return nil, false
+	}
+	var held []string
+	err := withStore(cfg,
+		func(c *controlClient) error {
+			out, err := c.user(userRequest{Verb: "held-roles"})
+			if err != nil {
+				return err
+			}
+			return json.Unmarshal([]byte(out), &held)
+		},
+		func(db *store.DB) error {
+			out, err := execUser(db, userRequest{Verb: "held-roles"}, nil)
+			if err != nil {
+				return err
+			}
+			return json.Unmarshal([]byte(out), &held)
+		})
+	if err != nil {
+		return nil, false
+	}
+	var missing []string
+	for _, r := range cfg.Proxy.Policy.Roles() {
+		if !slices.Contains(held, r) {
+			missing = append(missing, r)
+		}
+	}
+	return missing, true
+}
+
 func cmdValidate(args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
 	file := configFlag(fs)
@@ -369,6 +406,11 @@ func cmdValidate(args []string, stdout io.Writer) error {
 	}
 	for _, w := range cfg.Proxy.Policy.Lint() {
 		fmt.Fprintf(stdout, "warning: %s: %s\n", w.Source, w.Msg)
+	}
+	if missing, ok := rolesNobodyHas(cfg); ok {
+		for _, role := range missing {
+			fmt.Fprintf(stdout, "warning: role %q appears in rules but no user has it\n", role)
+		}
 	}
 	fmt.Fprintf(stdout, "%s: ok (%d apps)\n", cfg.File, len(cfg.Proxy.Apps))
 	return nil

@@ -141,7 +141,7 @@ func execUser(db *store.DB, req userRequest, audit func(event, user string)) (st
 		audit = func(string, string) {}
 	}
 	name := req.Name
-	if req.Verb != "list" && req.Verb != "import" {
+	if req.Verb != "list" && req.Verb != "import" && req.Verb != "held-roles" {
 		canon, err := store.CanonicalUsername(name)
 		if err != nil {
 			return "", fmt.Errorf("%q is not a valid username (lower-case letters, digits, '.', '_' and '-')", name)
@@ -202,6 +202,18 @@ func execUser(db *store.DB, req userRequest, audit func(event, user string)) (st
 			return "", notFound(err)
 		}
 		return formatUser(u), nil
+	case "held-roles": // for validate: every role some user has, as JSON
+		users, err := db.Users()
+		if err != nil {
+			return "", err
+		}
+		var roles []string
+		for _, u := range users {
+			roles = append(roles, u.Roles...)
+		}
+		slices.Sort(roles)
+		data, err := json.Marshal(slices.Compact(roles))
+		return string(data), err
 	case "get": // for other commands: the user as JSON
 		u, err := db.User(name)
 		if err != nil {
