@@ -3,7 +3,12 @@ package loginui
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
 
 	"github.com/gorilla/sessions"
 
@@ -11,11 +16,14 @@ import (
 )
 
 // ErrSignInFailed is every failed sign-in: unknown user, wrong password,
-// disabled account. Callers and pages never learn which.
+// disabled or locked account. Callers and pages never learn which.
 var ErrSignInFailed = errors.New("loginui: sign-in failed")
 
-// msgSignInFailed is the one message a failed sign-in shows.
-const msgSignInFailed = "Incorrect username or password."
+// Messages a sign-in form shows.
+const (
+	msgSignInFailed = "Incorrect username or password."
+	msgTooMany      = "Too many attempts. Please wait %d seconds and try again."
+)
 
 // Input bounds: longer values fail like a wrong password, after the same
 // hashing work.
@@ -23,6 +31,22 @@ const (
 	maxLogin    = 256
 	maxPassword = 1024
 )
+
+// wantsHTML: the client is a browser (its Accept names HTML, or it names nothing).
+func wantsHTML(r *http.Request) bool {
+	a := r.Header.Get("Accept")
+	return a == "" || strings.Contains(a, "text/html")
+}
+
+// writeJSON answers an API client.
+func writeJSON(w http.ResponseWriter, status int, body string) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_, _ = w.Write([]byte(body + "\n"))
+}
 
 func (u *UI) loginPage(w http.ResponseWriter, r *http.Request) {
 	rd := r.URL.Query().Get("rd")
@@ -38,18 +62,46 @@ func (u *UI) login(w http.ResponseWriter, r *http.Request) {
 	}
 	login, password, rd := r.PostForm.Get("username"), r.PostForm.Get("password"), r.PostForm.Get("rd")
 	ip := u.clientAddr(r)
-	user, err := u.checkPassword(r.Context(), login, password)
-	if err != nil {
-		if !errors.Is(err, ErrSignInFailed) {
-			u.log.Error("sign-in", "err", err)
-			u.Error(w, r, http.StatusInternalServerError)
+	formPage := func(status int, msg string) {
+		u.render(w, status, "login", page{
+			Heading: "Sign in", CSRF: u.csrfToken(w, r), RD: rd, Host: hostOf(r), Remember: u.cfg.RememberMe > 0,
+			Error: msg, Username: truncate(login, maxLogin),
+		})
+	}
+	user, err := u.guardedCheck(r, login, password)
+	var le *limitError
+	switch {
+	case errors.As(err, &le):
+		u.log.Info("audit", "event", "signin_rate_limited", "login", truncate(login, 64), "ip", ip)
+		// The limiter keeps wall-clock time, whatever clock the UI was given.
+		retry := max(1, int(time.Until(le.reset).Seconds()+0.999))
+		w.Header().Set("Retry-After", strconv.Itoa(retry))
+		if !wantsHTML(r) {
+			writeJSON(w, http.StatusTooManyRequests, `{"error":"too many attempts"}`)
 			return
 		}
+		formPage(http.StatusTooManyRequests, fmt.Sprintf(msgTooMany, retry))
+		return
+	case errors.Is(err, ErrBusy):
+		u.log.Warn("sign-in refused: every hashing slot is busy", "ip", ip)
+		w.Header().Set("Retry-After", "1")
+		if !wantsHTML(r) {
+			writeJSON(w, http.StatusServiceUnavailable, `{"error":"busy, try again"}`)
+			return
+		}
+		u.Error(w, r, http.StatusServiceUnavailable)
+		return
+	case errors.Is(err, ErrSignInFailed):
 		u.log.Info("audit", "event", "signin_failed", "login", truncate(login, 64), "ip", ip)
-		u.render(w, http.StatusUnauthorized, "login", page{
-			Heading: "Sign in", CSRF: u.csrfToken(w, r), RD: rd, Host: hostOf(r), Remember: u.cfg.RememberMe > 0,
-			Error: msgSignInFailed, Username: truncate(login, maxLogin),
-		})
+		if !wantsHTML(r) {
+			writeJSON(w, http.StatusUnauthorized, `{"error":"incorrect username or password"}`)
+			return
+		}
+		formPage(http.StatusUnauthorized, msgSignInFailed)
+		return
+	case err != nil:
+		u.log.Error("sign-in", "err", err)
+		u.Error(w, r, http.StatusInternalServerError)
 		return
 	}
 	// A new session id at every sign-in, whatever cookie came in: a
@@ -73,20 +125,55 @@ func (u *UI) login(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, SafeRedirect(rd, u.isAppHost), http.StatusSeeOther)
 }
 
-// checkPassword verifies a sign-in. Every failure is ErrSignInFailed, and
-// every path costs one password hash, so neither the answer nor its timing
-// tells whether the account exists.
-func (u *UI) checkPassword(_ context.Context, login, password string) (store.User, error) {
-	if len(login) > maxLogin || len(password) > maxPassword || login == "" || password == "" {
+// guardedCheck checks a password under every protection: the per-address
+// limit, the per-account limit, the lockout and the hashing gate. Every
+// form that checks a password goes through it.
+func (u *UI) guardedCheck(r *http.Request, login, password string) (store.User, error) {
+	ctx := r.Context()
+	var ip netip.Addr
+	if u.clientIP != nil {
+		ip = u.clientIP(r)
+	}
+	if err := u.guard.allowIP(ctx, ip); err != nil {
+		return store.User{}, err
+	}
+	var known *store.User
+	if login != "" && len(login) <= maxLogin {
+		if found, err := u.db.UserByLogin(login); err == nil {
+			known = &found
+		} else if !errors.Is(err, store.ErrNotFound) {
+			return store.User{}, err
+		}
+	}
+	key := userKey(known, login)
+	if err := u.guard.allowUser(ctx, key); err != nil {
+		return store.User{}, err
+	}
+	if err := u.guard.acquire(ctx); err != nil {
+		return store.User{}, err
+	}
+	user, err := u.checkPassword(ctx, known, password)
+	u.guard.release()
+	switch {
+	case errors.Is(err, ErrSignInFailed):
+		u.guard.failedUser(ctx, key)
+		if known != nil {
+			u.recordFailure(known.Username, u.clientAddr(r))
+		}
+	case err == nil:
+		u.guard.succeededUser(ctx, key)
+	}
+	return user, err
+}
+
+// checkPassword verifies password for user (nil: no such user). Every
+// failure is ErrSignInFailed, and every path costs one password hash, so
+// neither the answer nor its timing tells whether the account exists, is
+// disabled or is locked.
+func (u *UI) checkPassword(_ context.Context, user *store.User, password string) (store.User, error) {
+	if user == nil || len(password) > maxPassword || password == "" {
 		store.VerifyDummy(password[:min(len(password), maxPassword)])
 		return store.User{}, ErrSignInFailed
-	}
-	user, err := u.db.UserByLogin(login)
-	if errors.Is(err, store.ErrNotFound) {
-		store.VerifyDummy(password)
-		return store.User{}, ErrSignInFailed
-	} else if err != nil {
-		return store.User{}, err
 	}
 	ok, rehash, err := store.VerifyPassword(user.PasswordHash, password)
 	if errors.Is(err, store.ErrUnknownHash) {
@@ -96,7 +183,8 @@ func (u *UI) checkPassword(_ context.Context, login, password string) (store.Use
 	} else if err != nil {
 		return store.User{}, err
 	}
-	if !ok || user.Disabled {
+	now := u.now()
+	if !ok || user.Disabled || user.LockedUntil.After(now) {
 		return store.User{}, ErrSignInFailed
 	}
 	var newHash string
@@ -105,15 +193,43 @@ func (u *UI) checkPassword(_ context.Context, login, password string) (store.Use
 			return store.User{}, err
 		}
 	}
-	now := u.now()
-	user, err = u.db.UpdateUser(user.Username, func(x *store.User) error {
+	return u.db.UpdateUser(user.Username, func(x *store.User) error {
 		x.LastSignIn = now
+		x.FailedLogins, x.LockedUntil = 0, time.Time{}
 		if newHash != "" {
 			x.PasswordHash = newHash
 		}
 		return nil
 	})
-	return user, err
+}
+
+// recordFailure counts a failed sign-in against an account and locks it
+// after LockoutAttempts failures within LockoutWindow. The count lives in
+// the store, so a restart does not reset it.
+func (u *UI) recordFailure(username, ip string) {
+	l := u.guard.limits
+	now := u.now()
+	locked := false
+	_, err := u.db.UpdateUser(username, func(x *store.User) error {
+		if now.Sub(x.LastFailure) > l.LockoutWindow {
+			x.FailedLogins = 0
+		}
+		x.FailedLogins++
+		x.LastFailure = now
+		if l.LockoutAttempts > 0 && x.FailedLogins >= l.LockoutAttempts && !x.LockedUntil.After(now) {
+			x.LockedUntil = now.Add(l.LockoutDuration)
+			locked = true
+		}
+		return nil
+	})
+	if err != nil {
+		u.log.Error("recording a failed sign-in", "user", username, "err", err)
+		return
+	}
+	if locked {
+		u.log.Warn("audit", "event", "lockout", "user", username, "ip", ip,
+			"until", now.Add(l.LockoutDuration).UTC().Format(time.RFC3339))
+	}
 }
 
 func (u *UI) logoutPage(w http.ResponseWriter, r *http.Request) {

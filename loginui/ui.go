@@ -45,6 +45,7 @@ type Config struct {
 	Secrets     [][]byte      // [0] signs new cookies (>= 32 bytes); the rest still decode
 	HSTS        bool          // Strict-Transport-Security on gateway pages
 	Brand       Brand
+	Limits      Limits // sign-in rate limits, lockout and the hashing gate
 }
 
 // Deps are what the UI needs from the rest of the gateway.
@@ -68,6 +69,7 @@ type UI struct {
 	csrfCookie string
 	codecs     []securecookie.Codec
 	decoded    decodedCookies
+	guard      *guard
 	csrfKey    []byte
 	pages      map[string]*template.Template
 	css        []byte
@@ -114,6 +116,7 @@ func New(cfg Config, deps Deps) (*UI, error) {
 		csrfCookie: "__Host-" + cfg.CookieName + "-csrf",
 		csrfKey:    deriveKey(cfg.Secrets[0], "csrf", 32),
 		pages:      map[string]*template.Template{},
+		guard:      newGuard(cfg.Limits),
 	}
 	if cfg.Domain == "" {
 		// __Host- makes browsers refuse the cookie unless it is Secure,

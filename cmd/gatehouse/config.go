@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ulule/limiter/v3"
+
 	"github.com/gatehouse-auth/gatehouse/loginui"
 	"github.com/gatehouse-auth/gatehouse/policy"
 	"github.com/gatehouse-auth/gatehouse/proxy"
@@ -40,6 +42,23 @@ type fileConfig struct {
 		Lifetime    Duration  `yaml:"lifetime"`
 		RememberMe  *Duration `yaml:"remember_me"`
 	} `yaml:"session"`
+	Login struct {
+		RateLimit struct {
+			PerIP   string `yaml:"per_ip"`
+			PerUser string `yaml:"per_user"`
+		} `yaml:"rate_limit"`
+		Lockout struct {
+			Attempts *int     `yaml:"attempts"`
+			Window   Duration `yaml:"window"`
+			Duration Duration `yaml:"duration"`
+		} `yaml:"lockout"`
+		Hashing struct {
+			Concurrency int      `yaml:"concurrency"`
+			Queue       int      `yaml:"queue"`
+			Wait        Duration `yaml:"wait"`
+		} `yaml:"hashing"`
+		PasswordMinLength int `yaml:"password_min_length"`
+	} `yaml:"login"`
 	Headers struct {
 		User   *string `yaml:"user"`
 		Email  *string `yaml:"email"`
@@ -91,6 +110,7 @@ type Config struct {
 	Proxy        proxy.Config
 	UpstreamTime time.Duration
 	LogLevel     slog.Level
+	MinPassword  int // shortest password the CLI accepts
 	AccessLog    bool
 	Hosts        []string // every app host, for certificates
 }
@@ -216,6 +236,7 @@ func (v *validator) resolve(fc *fileConfig) *Config {
 	}
 
 	v.session(fc, cfg)
+	v.login(fc, cfg)
 	v.proxy(fc, cfg)
 
 	switch strings.ToLower(orDefault(fc.Log.Level, "info")) {
@@ -300,6 +321,48 @@ func (v *validator) session(fc *fileConfig, cfg *Config) {
 			v.fail("branding.logo", "must be a .png, .svg, .jpg, .webp or .gif file")
 		}
 		cfg.Session.Brand.Logo, cfg.Session.Brand.LogoType = data, typ
+	}
+}
+
+func (v *validator) login(fc *fileConfig, cfg *Config) {
+	l := fc.Login
+	lim := &cfg.Session.Limits
+	for _, r := range []struct {
+		key, text string
+		dst       *limiter.Rate
+	}{{"login.rate_limit.per_ip", l.RateLimit.PerIP, &lim.PerIP}, {"login.rate_limit.per_user", l.RateLimit.PerUser, &lim.PerUser}} {
+		if r.text == "" {
+			continue
+		}
+		rate, err := limiter.NewRateFromFormatted(r.text)
+		if err != nil || rate.Limit <= 0 {
+			v.fail(r.key, "%q is not a rate like 20-M (count-S, -M, -H or -D)", r.text)
+			continue
+		}
+		*r.dst = rate
+	}
+	if a := l.Lockout.Attempts; a != nil {
+		switch {
+		case *a < 0:
+			v.fail("login.lockout.attempts", "must be 0 (never lock) or more")
+		case *a == 0:
+			lim.LockoutAttempts = -1
+		default:
+			lim.LockoutAttempts = *a
+		}
+	}
+	lim.LockoutWindow = time.Duration(l.Lockout.Window)
+	lim.LockoutDuration = time.Duration(l.Lockout.Duration)
+	if l.Hashing.Concurrency < 0 || l.Hashing.Queue < 0 {
+		v.fail("login.hashing", "concurrency and queue cannot be negative")
+	}
+	lim.HashConcurrency, lim.HashQueue, lim.HashWait = l.Hashing.Concurrency, l.Hashing.Queue, time.Duration(l.Hashing.Wait)
+	cfg.MinPassword = 8
+	if n := l.PasswordMinLength; n != 0 {
+		if n < 8 || n > 64 {
+			v.fail("login.password_min_length", "must be between 8 and 64 (NIST SP 800-63B asks for at least 8)")
+		}
+		cfg.MinPassword = n
 	}
 }
 
