@@ -27,7 +27,9 @@ func TestUserCommandsWithoutAGateway(t *testing.T) {
 		t.Errorf("show:\n%s", out)
 	}
 	mustCLI(t, "", "user", "enable", "alice", "-config", cfg)
-	mustCLI(t, "", "user", "unlock", "alice", "-config", cfg)
+	if _, _, errOut := runCLI(t, "", "user", "unlock", "alice", "-config", cfg); !strings.Contains(errOut, `"msg":"audit","event":"user_unlocked","user":"alice","via":"cli"`) {
+		t.Errorf("offline unlock left no audit line: %q", errOut)
+	}
 	mustCLI(t, "", "user", "delete", "alice", "-config", cfg)
 	if code, _, errOut := runCLI(t, "", "user", "show", "alice", "-config", cfg); code != 1 || errOut != "gatehouse: no user \"alice\"\n" {
 		t.Errorf("show deleted user: exit %d %q", code, errOut)

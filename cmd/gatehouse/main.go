@@ -88,7 +88,7 @@ func dispatch(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		}
 		return cmdPolicyCheck(args[1:], stdout)
 	case "user":
-		return cmdUser(args, stdin, stdout)
+		return cmdUser(args, stdin, stdout, stderr)
 	case "hash-password":
 		return cmdHashPassword(args, stdin, stdout)
 	case "backup":

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -34,7 +35,16 @@ type userRequest struct {
 	MinLength   int      `json:"min_length,omitempty"` // login.password_min_length of the caller's config
 }
 
-func cmdUser(args []string, stdin io.Reader, stdout io.Writer) error {
+// offlineAudit records administrative changes made while no gateway runs:
+// the same JSON audit line the gateway would log, on stderr.
+func offlineAudit(stderr io.Writer) func(event, user string) {
+	log := newLogger(stderr, slog.LevelInfo)
+	return func(event, user string) {
+		log.Info("audit", "event", event, "user", user, "via", "cli")
+	}
+}
+
+func cmdUser(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		return usageError{"user: say what to do: add, list, show, delete, enable, disable, unlock, roles, passwd or import"}
 	}
@@ -105,7 +115,7 @@ func cmdUser(args []string, stdin io.Reader, stdout io.Writer) error {
 	var out string
 	err = withStore(cfg,
 		func(c *controlClient) (err error) { out, err = c.user(req); return err },
-		func(db *store.DB) (err error) { out, err = execUser(db, req, nil); return err })
+		func(db *store.DB) (err error) { out, err = execUser(db, req, offlineAudit(stderr)); return err })
 	fmt.Fprint(stdout, out)
 	return err
 }
