@@ -45,7 +45,11 @@ type Options struct {
 	TouchInterval time.Duration
 }
 
-// DB is the Gatehouse database.
+// DB is the Gatehouse database. It keeps the users and sessions it has
+// read in memory and updates that copy in the same call that commits a
+// change, so it must be the only writer of its file: other processes (the
+// CLI) go through the running gateway. Reads return copies; a User's Roles
+// slice is shared with the cache and must not be modified in place.
 type DB struct {
 	bolt  *bolt.DB
 	now   func() time.Time
@@ -55,12 +59,6 @@ type DB struct {
 	gen      uint64                     // bumped by every write; a read fills the cache only if no write came in between
 	users    map[string]*User           // by canonical username
 	sessions map[[32]byte]*sessionEntry // by sha256(id)
-}
-
-// sessionEntry is a cached session with its last persisted LastSeen.
-type sessionEntry struct {
-	s         Session
-	persisted time.Time
 }
 
 // Open opens or creates the database at path (file 0600, parent directory
@@ -94,20 +92,22 @@ func Open(path string, opts Options) (*DB, error) {
 	return db, nil
 }
 
-// Close writes pending session activity and closes the file.
+// Close writes session activity not yet on disk and closes the file.
 func (db *DB) Close() error {
-	db.flushTouches()
-	return db.bolt.Close()
+	return errors.Join(db.flushTouches(), db.bolt.Close())
 }
 
 // fill runs add under the cache lock unless a write happened since gen was
 // read: a value read before a write must not overwrite what the write left.
-func (db *DB) fill(gen uint64, add func()) {
+// It reports whether add ran.
+func (db *DB) fill(gen uint64, add func()) bool {
 	db.mu.Lock()
-	if db.gen == gen {
-		add()
+	defer db.mu.Unlock()
+	if db.gen != gen {
+		return false
 	}
-	db.mu.Unlock()
+	add()
+	return true
 }
 
 // Path is the database file.
@@ -127,8 +127,9 @@ func (db *DB) Backup(w io.Writer) (int64, error) {
 	return n, nil
 }
 
-// BackupFile writes a consistent copy to path (0600), through a temporary
-// file in the same directory so a failure never leaves half a file.
+// BackupFile writes a consistent copy to path (0600, replacing any file
+// there), through a synced temporary file in the same directory renamed
+// into place, so a failure or crash never leaves half a backup.
 func (db *DB) BackupFile(path string) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), ".gatehouse-backup-*")
 	if err != nil {
@@ -150,6 +151,15 @@ func (db *DB) BackupFile(path string) error {
 		return fmt.Errorf("store: backup: %w", err)
 	}
 	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("store: backup: %w", err)
+	}
+	// Sync the directory too, or a crash could lose the rename.
+	dir, err := os.Open(filepath.Dir(path))
+	if err != nil {
+		return fmt.Errorf("store: backup: %w", err)
+	}
+	defer dir.Close()
+	if err := dir.Sync(); err != nil {
 		return fmt.Errorf("store: backup: %w", err)
 	}
 	return nil

@@ -22,8 +22,9 @@ var migrations = []func(tx *bolt.Tx) error{
 				return err
 			}
 		}
-		emails := tx.Bucket(bucketEmails)
-		return tx.Bucket(bucketUsers).ForEach(func(k, v []byte) error {
+		users, emails := tx.Bucket(bucketUsers), tx.Bucket(bucketEmails)
+		respelled := map[string]*User{} // written after the walk: ForEach forbids writes to its bucket
+		err := users.ForEach(func(k, v []byte) error {
 			var u User
 			if err := json.Unmarshal(v, &u); err != nil {
 				return fmt.Errorf("user %q is unreadable: %w", k, err)
@@ -31,8 +32,32 @@ var migrations = []func(tx *bolt.Tx) error{
 			if u.Email == "" {
 				return nil
 			}
-			return emails.Put([]byte(u.Email), k)
+			email, err := CanonicalEmail(u.Email)
+			if err != nil {
+				return fmt.Errorf("user %q: %w: %q", k, err, u.Email)
+			}
+			if owner := emails.Get([]byte(email)); owner != nil {
+				return fmt.Errorf("users %q and %q: %w: email %q", owner, k, ErrExists, email)
+			}
+			if email != u.Email {
+				u.Email = email
+				respelled[string(k)] = &u
+			}
+			return emails.Put([]byte(email), k)
 		})
+		if err != nil {
+			return err
+		}
+		for k, u := range respelled {
+			data, err := json.Marshal(u)
+			if err != nil {
+				return err
+			}
+			if err := users.Put([]byte(k), data); err != nil {
+				return err
+			}
+		}
+		return nil
 	},
 }
 

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -17,7 +18,7 @@ import (
 // Session is a signed-in browser. The store keeps sha256(ID) as the key,
 // never the ID itself, so a copy of the database opens no session.
 type Session struct {
-	ID         string        `json:"-"` // the cookie's secret; from UserSessions: a Handle instead
+	ID         string        `json:"-"` // the cookie's secret; from UserSessions: a handle instead
 	Username   string        `json:"username"`
 	Created    time.Time     `json:"created"`
 	LastSeen   time.Time     `json:"last_seen"`
@@ -50,7 +51,7 @@ func sessionKey(id string) [32]byte {
 	return sha256.Sum256([]byte(id))
 }
 
-// Handle names a session in lists (account page, admin console) without
+// handle names a session in lists (account page, admin console) without
 // revealing the id that would open it.
 func handle(key [32]byte) string { return hex.EncodeToString(key[:16]) }
 
@@ -58,16 +59,54 @@ func (s *Session) expired(now time.Time) bool {
 	return !now.Before(s.Expires) || (s.Idle > 0 && !now.Before(s.LastSeen.Add(s.Idle)))
 }
 
-// CreateSession stores a new session.
+// sessionEntry is a cached session. s never changes once the entry is in
+// the cache, but for LastSeen, which lives in lastSeen so that a touch
+// needs no exclusive lock.
+type sessionEntry struct {
+	s         Session
+	lastSeen  atomic.Int64 // UnixNano of the latest activity
+	persisted atomic.Int64 // UnixNano of the latest LastSeen written, or being written, to disk
+}
+
+func newSessionEntry(s Session) *sessionEntry {
+	e := &sessionEntry{s: s}
+	e.lastSeen.Store(s.LastSeen.UnixNano())
+	e.persisted.Store(s.LastSeen.UnixNano())
+	return e
+}
+
+// expired is Session.expired with the current LastSeen, without a copy.
+func (e *sessionEntry) expired(now time.Time) bool {
+	return !now.Before(e.s.Expires) || (e.s.Idle > 0 && now.UnixNano()-e.lastSeen.Load() >= int64(e.s.Idle))
+}
+
+// session returns a copy with the current LastSeen.
+func (e *sessionEntry) session() Session {
+	s := e.s
+	s.LastSeen = time.Unix(0, e.lastSeen.Load()).UTC()
+	return s
+}
+
+// errBadSession is returned by CreateSession for a record it cannot keep.
+var errBadSession = errors.New("store: a session needs an id, a user and an expiry")
+
+// CreateSession stores a new session for an existing user. A zero Created
+// is Options.Now, a zero LastSeen is Created; times are kept in UTC.
 func (db *DB) CreateSession(s Session) error {
-	if s.ID == "" || s.Username == "" {
-		return errors.New("store: a session needs an id and a user")
+	name, err := CanonicalUsername(s.Username)
+	if err != nil || s.ID == "" || s.Expires.IsZero() {
+		return fmt.Errorf("%w (user %q)", errBadSession, s.Username)
 	}
-	key := sessionKey(s.ID)
+	s.Username = name
+	if s.Created.IsZero() {
+		s.Created = db.now()
+	}
 	if s.LastSeen.IsZero() {
 		s.LastSeen = s.Created
 	}
-	err := db.bolt.Update(func(tx *bolt.Tx) error {
+	s.Created, s.LastSeen, s.Expires = s.Created.UTC(), s.LastSeen.UTC(), s.Expires.UTC()
+	key := sessionKey(s.ID)
+	err = db.bolt.Update(func(tx *bolt.Tx) error {
 		if tx.Bucket(bucketUsers).Get([]byte(s.Username)) == nil {
 			return fmt.Errorf("%w: user %q", ErrNotFound, s.Username)
 		}
@@ -78,7 +117,7 @@ func (db *DB) CreateSession(s Session) error {
 	}
 	s.ID = ""
 	db.mu.Lock()
-	db.sessions[key] = &sessionEntry{s: s, persisted: s.LastSeen}
+	db.sessions[key] = newSessionEntry(s)
 	db.gen++
 	db.mu.Unlock()
 	return nil
@@ -99,6 +138,7 @@ func putSession(tx *bolt.Tx, key [32]byte, s *Session) error {
 	return idx.Put(key[:], nil)
 }
 
+// getSession reads a session record; ErrNotFound when there is none.
 func getSession(tx *bolt.Tx, key [32]byte) (*Session, error) {
 	data := tx.Bucket(bucketSessions).Get(key[:])
 	if data == nil {
@@ -121,112 +161,164 @@ func deleteSession(tx *bolt.Tx, key [32]byte, username string) error {
 	return nil
 }
 
+// cachedSession returns the cache entry for key, reading it from disk on
+// a miss. The entry is nil when a write raced the read and the cache was
+// left alone; the session returned is current either way, expired or not.
+func (db *DB) cachedSession(key [32]byte) (*sessionEntry, Session, error) {
+	db.mu.RLock()
+	e, ok := db.sessions[key]
+	gen := db.gen
+	db.mu.RUnlock()
+	if ok {
+		return e, e.session(), nil
+	}
+	var s Session
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		got, err := getSession(tx, key)
+		if err == nil {
+			s = *got
+		}
+		return err
+	})
+	if err != nil {
+		return nil, Session{}, err
+	}
+	if s.LastSeen.IsZero() {
+		s.LastSeen = s.Created // a record written without one
+	}
+	s.LastSeen = s.LastSeen.UTC()
+	e = newSessionEntry(s)
+	filled := db.fill(gen, func() {
+		if cur, ok := db.sessions[key]; ok {
+			e = cur // filled by another reader meanwhile
+		} else {
+			db.sessions[key] = e
+		}
+	})
+	if !filled {
+		return nil, s, nil
+	}
+	return e, e.session(), nil
+}
+
 // Session returns the live session with this id: ErrNotFound when there is
 // none or it has expired (idle or absolute, by Options.Now). An expired
 // session is deleted.
 func (db *DB) Session(id string) (Session, error) {
 	key := sessionKey(id)
-	db.mu.RLock()
-	e, ok := db.sessions[key]
-	var s Session
-	if ok {
-		s = e.s
-	}
-	gen := db.gen
-	db.mu.RUnlock()
-	if !ok {
-		err := db.bolt.View(func(tx *bolt.Tx) error {
-			got, err := getSession(tx, key)
-			if err == nil {
-				s = *got
-			}
-			return err
-		})
-		if err != nil {
-			return Session{}, err
-		}
-		db.fill(gen, func() { db.sessions[key] = &sessionEntry{s: s, persisted: s.LastSeen} })
+	_, s, err := db.cachedSession(key)
+	if err != nil {
+		return Session{}, err
 	}
 	if s.expired(db.now()) {
-		_ = db.deleteByKey(key, s.Username)
+		_ = db.deleteByKey(key)
 		return Session{}, fmt.Errorf("%w: session expired", ErrNotFound)
 	}
 	s.ID = id
 	return s, nil
 }
 
-// TouchSession records activity at t. It is written to disk at most once
-// per TouchInterval per session, so a signed-in request does not wait for
-// a disk sync; the in-memory value is always current.
+// TouchSession records activity at t. It reaches the disk at most once per
+// TouchInterval per session, so a signed-in request does not wait for a
+// disk sync; readers of this *DB always see the latest. A session already
+// expired at t is not revived: it is deleted and the result is ErrNotFound.
 func (db *DB) TouchSession(id string, t time.Time) error {
 	key := sessionKey(id)
-	db.mu.Lock()
-	e, ok := db.sessions[key]
-	if !ok {
-		db.mu.Unlock()
-		if _, err := db.Session(id); err != nil {
+	db.mu.RLock()
+	e := db.sessions[key]
+	db.mu.RUnlock()
+	if e == nil {
+		var s Session
+		var err error
+		if e, s, err = db.cachedSession(key); err != nil {
 			return err
 		}
-		db.mu.Lock()
-		if e, ok = db.sessions[key]; !ok {
-			db.mu.Unlock()
-			return fmt.Errorf("%w: session", ErrNotFound)
+		if e == nil { // a write raced the read, so nothing was cached: straight to disk
+			if s.expired(t) {
+				_ = db.deleteByKey(key)
+				return fmt.Errorf("%w: session expired", ErrNotFound)
+			}
+			return db.persistTouches(map[[32]byte]int64{key: t.UnixNano()})
 		}
 	}
-	if t.After(e.s.LastSeen) {
-		e.s.LastSeen = t
+	if e.expired(t) {
+		_ = db.deleteByKey(key)
+		return fmt.Errorf("%w: session expired", ErrNotFound)
 	}
-	due := t.Sub(e.persisted) >= db.touch
-	s := e.s
-	db.mu.Unlock()
-	if !due {
-		return nil
-	}
-	return db.persistTouch(key, s)
-}
-
-// persistTouch writes a session's LastSeen if the session still exists.
-func (db *DB) persistTouch(key [32]byte, s Session) error {
-	err := db.bolt.Update(func(tx *bolt.Tx) error {
-		if tx.Bucket(bucketSessions).Get(key[:]) == nil {
-			return nil // deleted meanwhile: never resurrect it
+	n := t.UnixNano()
+	for {
+		old := e.lastSeen.Load()
+		if n <= old || e.lastSeen.CompareAndSwap(old, n) {
+			break
 		}
-		return putSession(tx, key, &s)
-	})
-	if err != nil {
+	}
+	last, persisted := e.lastSeen.Load(), e.persisted.Load()
+	if last-persisted < int64(db.touch) || !e.persisted.CompareAndSwap(persisted, last) {
+		return nil // not due, or another touch is writing it
+	}
+	if err := db.persistTouches(map[[32]byte]int64{key: last}); err != nil {
+		e.persisted.CompareAndSwap(last, persisted) // let a later touch try again
 		return err
 	}
-	db.mu.Lock()
-	if e, ok := db.sessions[key]; ok && s.LastSeen.After(e.persisted) {
-		e.persisted = s.LastSeen
-	}
-	db.mu.Unlock()
 	return nil
 }
 
-// flushTouches persists activity not yet written (on Close).
-func (db *DB) flushTouches() {
+// persistTouches writes LastSeen (UnixNano) of sessions that still exist,
+// never moving one back, in one transaction.
+func (db *DB) persistTouches(lastSeen map[[32]byte]int64) error {
+	return db.bolt.Update(func(tx *bolt.Tx) error {
+		for key, n := range lastSeen {
+			s, err := getSession(tx, key)
+			if errors.Is(err, ErrNotFound) {
+				continue // deleted meanwhile: never resurrect it
+			} else if err != nil {
+				return err
+			}
+			if t := time.Unix(0, n).UTC(); t.After(s.LastSeen) {
+				s.LastSeen = t
+				if err := putSession(tx, key, s); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+}
+
+// flushTouches writes activity not yet on disk (at Close).
+func (db *DB) flushTouches() error {
+	pending := map[[32]byte]int64{}
+	entries := map[[32]byte]*sessionEntry{}
 	db.mu.RLock()
-	var pending []struct {
-		key [32]byte
-		s   Session
-	}
 	for k, e := range db.sessions {
-		if e.s.LastSeen.After(e.persisted) {
-			pending = append(pending, struct {
-				key [32]byte
-				s   Session
-			}{k, e.s})
+		if last := e.lastSeen.Load(); last > e.persisted.Load() {
+			pending[k], entries[k] = last, e
 		}
 	}
 	db.mu.RUnlock()
-	for _, p := range pending {
-		_ = db.persistTouch(p.key, p.s)
+	if len(pending) == 0 {
+		return nil
 	}
+	if err := db.persistTouches(pending); err != nil {
+		return err
+	}
+	for k, e := range entries {
+		e.persisted.Store(max(e.persisted.Load(), pending[k]))
+	}
+	return nil
 }
 
-func (db *DB) deleteByKey(key [32]byte, username string) error {
-	err := db.bolt.Update(func(tx *bolt.Tx) error { return deleteSession(tx, key, username) })
+// deleteByKey deletes a session and its index entry; a missing one is no error.
+func (db *DB) deleteByKey(key [32]byte) error {
+	err := db.bolt.Update(func(tx *bolt.Tx) error {
+		s, err := getSession(tx, key)
+		if errors.Is(err, ErrNotFound) {
+			return nil
+		} else if err != nil {
+			return err
+		}
+		return deleteSession(tx, key, s.Username)
+	})
 	db.mu.Lock()
 	delete(db.sessions, key)
 	db.gen++
@@ -236,19 +328,7 @@ func (db *DB) deleteByKey(key [32]byte, username string) error {
 
 // DeleteSession ends a session (sign-out). Deleting a missing session is not an error.
 func (db *DB) DeleteSession(id string) error {
-	key := sessionKey(id)
-	var username string
-	err := db.bolt.View(func(tx *bolt.Tx) error {
-		s, err := getSession(tx, key)
-		if err == nil {
-			username = s.Username
-		}
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	return db.deleteByKey(key, username)
+	return db.deleteByKey(sessionKey(id))
 }
 
 // deleteUserSessions deletes every session of username but except (zero: none).
@@ -327,7 +407,7 @@ func (db *DB) UserSessions(username string) ([]Session, error) {
 			}
 			db.mu.RLock()
 			if e, ok := db.sessions[key]; ok {
-				s.LastSeen = e.s.LastSeen
+				s.LastSeen = e.session().LastSeen
 			}
 			db.mu.RUnlock()
 			if !s.expired(now) {
@@ -368,7 +448,7 @@ func (db *DB) DeleteSessionByHandle(username, h string) error {
 	if found == nil {
 		return fmt.Errorf("%w: session", ErrNotFound)
 	}
-	return db.deleteByKey(*found, name)
+	return db.deleteByKey(*found)
 }
 
 // DeleteExpiredSessions removes every expired session and returns how many.
@@ -389,7 +469,7 @@ func (db *DB) DeleteExpiredSessions() (int, error) {
 			copy(key[:], k)
 			db.mu.RLock()
 			if e, ok := db.sessions[key]; ok {
-				s.LastSeen = e.s.LastSeen
+				s.LastSeen = e.session().LastSeen
 			}
 			db.mu.RUnlock()
 			if s.expired(now) {
@@ -413,5 +493,8 @@ func (db *DB) DeleteExpiredSessions() (int, error) {
 	}
 	db.gen++
 	db.mu.Unlock()
-	return len(victims), err
+	if err != nil {
+		return 0, err
+	}
+	return len(victims), nil
 }

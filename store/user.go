@@ -264,12 +264,7 @@ func (db *DB) UpdateUser(username string, fn func(u *User) error) (User, error) 
 		return putUser(tx, old, &u)
 	})
 	if err != nil {
-		// The cache may hold what fn saw; drop it so the next read is fresh.
-		db.mu.Lock()
-		delete(db.users, name)
-		db.gen++
-		db.mu.Unlock()
-		return User{}, err
+		return User{}, err // nothing changed: fn worked on a copy
 	}
 	db.cacheUser(next)
 	return *next, nil
