@@ -1,14 +1,16 @@
 package policy
 
 import (
+	"math"
 	"net/netip"
 	"strings"
 )
 
 // appMatcher finds the first matching rule of one app without trying
 // every rule: glob rules live in a trie of path segments, so a lookup
-// visits only the branches the path can take; regex rules are tried only
-// while they could still beat the best glob match.
+// visits only the branches the path can take, and skips a branch whose
+// rules all come after the best match found so far; regex rules are tried
+// only while they could still beat the best glob match.
 type appMatcher struct {
 	rules []*compiledRule // all, in order
 	root  *node
@@ -18,6 +20,7 @@ type appMatcher struct {
 // node is a trie node: the rules whose pattern ends here, the rules whose
 // pattern ends in "**" here, and the edges for the next segment.
 type node struct {
+	min   int             // lowest rule index in this subtree
 	exact []*compiledRule // pattern ends at this node
 	tail  []*compiledRule // pattern is this node + "**"
 	lit   map[string]*node
@@ -30,6 +33,11 @@ type wildEdge struct {
 	next *node
 }
 
+func newMatcher() *appMatcher { return &appMatcher{root: newNode()} }
+
+func newNode() *node { return &node{min: math.MaxInt} }
+
+// add appends a rule; rules must be added in order.
 func (m *appMatcher) add(cr *compiledRule) {
 	m.rules = append(m.rules, cr)
 	if cr.re != nil {
@@ -37,11 +45,12 @@ func (m *appMatcher) add(cr *compiledRule) {
 		return
 	}
 	n := m.root
+	n.min = min(n.min, cr.index)
 	for _, seg := range cr.glob {
 		switch {
 		case seg == "*":
 			if n.star == nil {
-				n.star = &node{}
+				n.star = newNode()
 			}
 			n = n.star
 		case strings.Contains(seg, "*"):
@@ -52,7 +61,7 @@ func (m *appMatcher) add(cr *compiledRule) {
 				}
 			}
 			if next == nil {
-				next = &node{}
+				next = newNode()
 				n.wild = append(n.wild, wildEdge{seg, next})
 			}
 			n = next
@@ -62,11 +71,12 @@ func (m *appMatcher) add(cr *compiledRule) {
 			}
 			next := n.lit[seg]
 			if next == nil {
-				next = &node{}
+				next = newNode()
 				n.lit[seg] = next
 			}
 			n = next
 		}
+		n.min = min(n.min, cr.index)
 	}
 	if cr.tail {
 		n.tail = append(n.tail, cr)
@@ -76,7 +86,9 @@ func (m *appMatcher) add(cr *compiledRule) {
 }
 
 // match returns the first rule (lowest index) whose path, method and
-// network match, or nil. It does not allocate.
+// network match, or nil. path is canonical (lower-cased for
+// case_insensitive_paths); a trailing slash is ignored. It does not
+// allocate.
 func (m *appMatcher) match(path, method string, ip netip.Addr) *compiledRule {
 	p := strings.Trim(path, "/")
 	var best *compiledRule
@@ -85,7 +97,7 @@ func (m *appMatcher) match(path, method string, ip netip.Addr) *compiledRule {
 		if best != nil && cr.index > best.index {
 			break
 		}
-		if cr.re.MatchString(path) && cr.methodOK(method) && cr.netOK(ip) {
+		if cr.regexOK(path) && cr.methodOK(method) && cr.netOK(ip) {
 			best = cr
 			break
 		}
@@ -110,6 +122,9 @@ func consider(list []*compiledRule, method string, ip netip.Addr, best **compile
 // walk matches the remaining path rest (segments without leading or
 // trailing slash; done when none remain) from node n.
 func (m *appMatcher) walk(n *node, rest string, done bool, method string, ip netip.Addr, best **compiledRule) {
+	if *best != nil && n.min > (*best).index {
+		return
+	}
 	consider(n.tail, method, ip, best)
 	if done {
 		consider(n.exact, method, ip, best)
@@ -130,7 +145,8 @@ func (m *appMatcher) walk(n *node, rest string, done bool, method string, ip net
 }
 
 // segmentMatch matches one segment against a pattern whose only wildcard
-// is "*" (any run of characters), without allocating.
+// is "*" (any run of characters, "/" excepted since s is one segment),
+// without allocating. A lone "*" needs a non-empty segment.
 func segmentMatch(pat, s string) bool {
 	if pat == "*" {
 		return s != ""

@@ -4,8 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -16,14 +16,18 @@ type Source struct {
 	Line int
 }
 
+// String is "file:line", or what is known of it: "file", "line 3", or
+// "(unknown)" for a rule built in code without a source.
 func (s Source) String() string {
 	switch {
-	case s.File == "" && s.Line == 0:
+	case s.File == "" && s.Line <= 0:
 		return "(unknown)"
-	case s.Line == 0:
+	case s.File == "":
+		return "line " + strconv.Itoa(s.Line)
+	case s.Line <= 0:
 		return s.File
 	}
-	return fmt.Sprintf("%s:%d", s.File, s.Line)
+	return s.File + ":" + strconv.Itoa(s.Line)
 }
 
 // Values of Rule.Allow.
@@ -54,12 +58,14 @@ type App struct {
 	Source               Source
 }
 
-// Error is a configuration mistake in a rule or app.
+// Error is a configuration mistake in a rule or app, tied to where it was
+// written so `gatehouse validate` can name the file and line.
 type Error struct {
 	Source Source
 	Msg    string
 }
 
+// Error is "file:line: message".
 func (e *Error) Error() string { return e.Source.String() + ": " + e.Msg }
 
 // Action is what a decision lets the caller do.
@@ -72,6 +78,7 @@ const (
 	Login               // sign in first: the rule needs an identity and the caller is anonymous
 )
 
+// String is "deny", "allow" or "login", for logs and `policy check`.
 func (a Action) String() string {
 	switch a {
 	case Allow:
@@ -84,28 +91,29 @@ func (a Action) String() string {
 
 // Identity is a signed-in caller.
 type Identity struct {
-	Name  string   // canonical username
+	Name  string   // canonical username (lower-case)
 	Roles []string // any order
 }
 
 // Request is what a decision looks at.
 type Request struct {
-	Host     string     // raw Host header value
-	Method   string     // any case
+	Host     string     // raw Host header value; Decide canonicalizes it
+	Method   string     // as received, any case
 	Path     string     // canonical path: Target.Path from ParseTarget
-	ClientIP netip.Addr // per trusted_proxies
+	ClientIP netip.Addr // per trusted_proxies; the zero Addr when unknown
 	User     *Identity  // nil: anonymous
 }
 
 // Decision is the outcome of Decide, with its evidence.
 type Decision struct {
 	Action Action
-	App    int   // index of the app; -1 when no app serves the host
-	Rule   *Rule // the rule that decided; nil when none matched (deny)
+	App    int   // index into the apps given to Compile; -1 when no app serves the host
+	Rule   *Rule // the rule that decided; nil when none matched (deny) or no app
 }
 
 // Policy is a compiled, immutable set of apps and rules, safe for
-// concurrent use.
+// concurrent use. Compile copies the apps it is given, so changing them
+// afterwards changes nothing.
 type Policy struct {
 	apps  []App
 	comp  []*appMatcher
@@ -113,34 +121,35 @@ type Policy struct {
 	wild  map[string]int // "example.com" for "*.example.com" → app
 }
 
-// Compile checks and compiles apps. Every error is an *Error; several are
-// joined.
+// Compile checks and compiles apps. Every error is an *Error naming the
+// rule or app at fault; several are joined with errors.Join.
 func Compile(apps []App) (*Policy, error) {
+	apps = cloneApps(apps)
 	p := &Policy{apps: apps, exact: map[string]int{}, wild: map[string]int{}}
 	var errs []error
-	fail := func(src Source, format string, args ...any) {
-		errs = append(errs, &Error{Source: src, Msg: fmt.Sprintf(format, args...)})
-	}
 	for i := range apps {
 		app := &apps[i]
 		host, wildcard, err := compileHost(app.Host)
 		if err != nil {
-			fail(app.Source, "host %q: %v", app.Host, err)
+			errs = append(errs, &Error{Source: app.Source, Msg: fmt.Sprintf("host %q: %v", app.Host, err)})
 		} else {
 			table := p.exact
 			if wildcard {
 				table = p.wild
 			}
 			if prev, dup := table[host]; dup {
-				fail(app.Source, "host %q is already served by the app at %s", app.Host, apps[prev].Source)
+				errs = append(errs, &Error{Source: app.Source,
+					Msg: fmt.Sprintf("host %q is already served by the app at %s", app.Host, apps[prev].Source)})
+			} else {
+				table[host] = i
 			}
-			table[host] = i
 		}
-		m := &appMatcher{root: &node{}}
+		m := newMatcher()
 		for j := range app.Rules {
-			cr, err := compileRule(&app.Rules[j], j, app.CaseInsensitivePaths)
+			r := &app.Rules[j]
+			cr, err := compileRule(r, j, app.CaseInsensitivePaths)
 			if err != nil {
-				fail(app.Rules[j].Source, "%v", err)
+				errs = append(errs, ruleError(app, j, err))
 				continue
 			}
 			m.add(cr)
@@ -153,59 +162,86 @@ func Compile(apps []App) (*Policy, error) {
 	return p, nil
 }
 
+// ruleError ties err to rule j of app: its own source when it has one,
+// else the app's with the rule's number, so a policy built in code still
+// gets a useful message.
+func ruleError(app *App, j int, err error) *Error {
+	r := &app.Rules[j]
+	if r.Source != (Source{}) {
+		return &Error{Source: r.Source, Msg: err.Error()}
+	}
+	return &Error{Source: app.Source, Msg: fmt.Sprintf("rule %d: %v", j+1, err)}
+}
+
+// cloneApps copies apps deeply enough that the caller can no longer change
+// what a compiled Policy decides, nor what Decision.Rule points at.
+func cloneApps(apps []App) []App {
+	out := slices.Clone(apps)
+	for i := range out {
+		out[i].Rules = slices.Clone(out[i].Rules)
+		for j := range out[i].Rules {
+			r := &out[i].Rules[j]
+			r.Methods = slices.Clone(r.Methods)
+			r.Networks = slices.Clone(r.Networks)
+			r.Roles = slices.Clone(r.Roles)
+			r.Users = slices.Clone(r.Users)
+		}
+	}
+	return out
+}
+
 // compileHost validates an app host and returns it canonical, without the
-// "*." of a wildcard.
+// "*." of a wildcard. Names are letters, digits, "-" and "."; IP literals
+// are allowed (IPv6 with or without brackets).
 func compileHost(h string) (string, bool, error) {
 	wildcard := strings.HasPrefix(h, "*.")
 	if wildcard {
 		h = h[2:]
 	}
-	if strings.ContainsAny(h, ":*[]") && !isIPv6(h) {
-		return "", false, errors.New("want a host name like wiki.example.com or *.example.com (no port, no scheme)")
+	lit := h
+	if strings.HasPrefix(h, "[") && strings.HasSuffix(h, "]") {
+		lit = h[1 : len(h)-1]
+	}
+	if a, err := netip.ParseAddr(lit); err == nil {
+		switch {
+		case wildcard:
+			return "", false, errors.New("a wildcard needs a domain name, not an address")
+		case a.Zone() != "":
+			return "", false, errors.New("an address with a zone cannot be a Host")
+		}
+		return a.String(), false, nil // as CanonicalHost writes it
+	}
+	if strings.ContainsAny(h, ":*[]/") {
+		return "", false, errors.New("want a host name like wiki.example.com or *.example.com (no scheme, port or path)")
 	}
 	c := CanonicalHost(h)
-	if isIPv6(h) {
-		c = CanonicalHost("[" + h + "]")
-	}
 	if c == "" {
-		return "", false, errors.New("not a valid host name")
+		return "", false, errors.New("not a valid host name (letters, digits, - and .)")
 	}
-	if wildcard && !strings.Contains(c, ".") {
-		return "", false, errors.New("a wildcard needs a domain with a dot, like *.example.com")
+	if wildcard {
+		dot := strings.LastIndexByte(c, '.')
+		if dot < 0 {
+			return "", false, errors.New("a wildcard needs a domain with a dot, like *.example.com")
+		}
+		if _, err := strconv.Atoi(c[dot+1:]); err == nil {
+			return "", false, errors.New("a wildcard needs a domain name, not an address")
+		}
 	}
 	return c, wildcard, nil
 }
 
-func isIPv6(h string) bool {
-	a, err := netip.ParseAddr(h)
-	return err == nil && a.Is6()
-}
-
-// Apps returns the apps as given to Compile (read-only).
+// Apps returns the compiled apps, in the order given to Compile. The
+// slice is shared: read it, do not change it.
 func (p *Policy) Apps() []App { return p.apps }
 
-// Lookup returns the app serving a raw Host value: exact names first,
-// then "*.domain" with exactly one label in front.
-func (p *Policy) Lookup(host string) (int, bool) {
-	h := CanonicalHost(host)
-	if h == "" {
-		return -1, false
-	}
-	if i, ok := p.exact[h]; ok {
-		return i, true
-	}
-	if dot := strings.IndexByte(h, '.'); dot > 0 {
-		if i, ok := p.wild[h[dot+1:]]; ok {
-			return i, true
-		}
-	}
-	return -1, false
-}
-
 // Decide returns what the first matching rule says about req. No app for
-// the host: Deny with App -1. No matching rule: Deny with Rule nil. A
-// failure while deciding denies.
+// the host: Deny with App -1. No matching rule: Deny with Rule nil. A path
+// that is not canonical (see ParseTarget), or any failure while deciding,
+// denies.
 func (p *Policy) Decide(req *Request) (d Decision) {
+	if req == nil {
+		return Decision{Action: Deny, App: -1}
+	}
 	app, ok := p.Lookup(req.Host)
 	if !ok {
 		return Decision{Action: Deny, App: -1}
@@ -215,38 +251,100 @@ func (p *Policy) Decide(req *Request) (d Decision) {
 			d = Decision{Action: Deny, App: app}
 		}
 	}()
-	m := p.comp[app]
-	path := req.Path
-	if p.apps[app].CaseInsensitivePaths {
-		path = strings.ToLower(path)
+	path, ok := p.matchPath(app, req.Path)
+	if !ok {
+		return Decision{Action: Deny, App: app}
 	}
-	ip := req.ClientIP.Unmap()
-	cr := m.match(path, req.Method, ip)
+	cr := p.comp[app].match(path, req.Method, clientAddr(req.ClientIP))
 	if cr == nil {
 		return Decision{Action: Deny, App: app}
 	}
 	return Decision{Action: cr.decide(req.User), App: app, Rule: cr.rule}
 }
 
-// Step is one rule tried by Explain.
+// matchPath is the path rules of app see: req.Path, lower-cased for
+// case_insensitive_paths. ok is false for a path ParseTarget could not
+// have produced.
+func (p *Policy) matchPath(app int, path string) (string, bool) {
+	if !plausiblyCanonical(path) {
+		return "", false
+	}
+	if p.apps[app].CaseInsensitivePaths {
+		path = strings.ToLower(path) // no allocation when already lower-case
+	}
+	return path, true
+}
+
+// clientAddr is the address networks are matched against: IPv4-mapped
+// IPv6 as IPv4, without a zone (a zone would make every prefix miss, and
+// a deny rule with networks would then let the caller through).
+func clientAddr(a netip.Addr) netip.Addr {
+	return a.Unmap().WithZone("")
+}
+
+// plausiblyCanonical cheaply checks the shape of a canonical path: it
+// starts with "/", has no empty segment but a trailing one, no "." or ".."
+// segment, no ";", "?", "#", backslash, space, control or non-ASCII byte,
+// and no encoded slash or backslash. Decide denies anything else, so a
+// caller that forgot ParseTarget fails closed.
+func plausiblyCanonical(p string) bool {
+	if p == "" || p[0] != '/' {
+		return false
+	}
+	segStart := 1
+	for i := 1; i <= len(p); i++ {
+		if i < len(p) {
+			switch c := p[i]; {
+			case c == '/':
+			case c <= ' ' || c >= 0x7f || c == ';' || c == '?' || c == '#' || c == '\\':
+				return false
+			case c == '%':
+				if i+2 >= len(p) {
+					return false
+				}
+				if e := p[i+1 : i+3]; e == "2F" || e == "2f" || e == "5C" || e == "5c" {
+					return false
+				}
+				continue
+			default:
+				continue
+			}
+		}
+		seg := p[segStart:i]
+		if seg == "." || seg == ".." || (seg == "" && i < len(p)) {
+			return false
+		}
+		segStart = i + 1
+	}
+	return true
+}
+
+// Step is one rule tried by Explain: whether it matched, and why or why
+// not (e.g. "path /admin/** does not match /api/x", "method POST is not
+// in [GET]", "client 192.0.2.1 is not in networks [10.0.0.0/8]",
+// "matched: roles admin → login").
 type Step struct {
 	Rule    *Rule
 	Matched bool
 	Why     string
 }
 
-// Explain decides like Decide and also says, for every rule up to the one
-// that decided, why it did or did not match.
+// Explain decides exactly like Decide and also returns every rule tried,
+// in order, up to the one that decided, with why each did or did not
+// match; it is for `gatehouse policy check -explain`, not the hot path.
 func (p *Policy) Explain(req *Request) (Decision, []Step) {
+	if req == nil {
+		return Decision{Action: Deny, App: -1}, nil
+	}
 	app, ok := p.Lookup(req.Host)
 	if !ok {
 		return Decision{Action: Deny, App: -1}, nil
 	}
-	path := req.Path
-	if p.apps[app].CaseInsensitivePaths {
-		path = strings.ToLower(path)
+	path, ok := p.matchPath(app, req.Path)
+	if !ok {
+		return Decision{Action: Deny, App: app}, nil
 	}
-	ip := req.ClientIP.Unmap()
+	ip := clientAddr(req.ClientIP)
 	var steps []Step
 	for _, cr := range p.comp[app].rules {
 		why := cr.mismatch(path, req.Method, ip)
@@ -259,328 +357,4 @@ func (p *Policy) Explain(req *Request) (Decision, []Step) {
 		return d, steps
 	}
 	return Decision{Action: Deny, App: app}, steps
-}
-
-// Warning is a lint finding.
-type Warning struct {
-	Source Source
-	Msg    string
-}
-
-// Lint finds rules that can never decide because an earlier rule of the
-// same app matches everything they match.
-func (p *Policy) Lint() []Warning {
-	var out []Warning
-	for _, m := range p.comp {
-		for j, later := range m.rules {
-			for _, earlier := range m.rules[:j] {
-				if earlier.shadows(later) {
-					out = append(out, Warning{Source: later.rule.Source,
-						Msg: fmt.Sprintf("this rule never matches: the rule at %s matches every request it would", earlier.rule.Source)})
-					break
-				}
-			}
-		}
-	}
-	return out
-}
-
-// Roles lists every role a rule names, sorted.
-func (p *Policy) Roles() []string {
-	var roles []string
-	for _, app := range p.apps {
-		for _, r := range app.Rules {
-			roles = append(roles, r.Roles...)
-		}
-	}
-	slices.Sort(roles)
-	return slices.Compact(roles)
-}
-
-// compiledRule is a rule ready to match.
-type compiledRule struct {
-	index   int
-	rule    *Rule
-	glob    []string // pattern segments; nil for a regex rule
-	tail    bool     // the pattern ends in "**"
-	re      *regexp.Regexp
-	methods []string // upper case
-	nets    []netip.Prefix
-	users   []string
-}
-
-var methodRE = regexp.MustCompile(`^[!#$%&'*+\-.^_|~0-9A-Za-z]+$`)
-
-func compileRule(r *Rule, index int, ci bool) (*compiledRule, error) {
-	cr := &compiledRule{index: index, rule: r}
-	kinds := 0
-	if r.Allow != "" {
-		kinds++
-		if r.Allow != AllowPublic && r.Allow != AllowAuthenticated {
-			return nil, fmt.Errorf("allow: %q is not public or authenticated", r.Allow)
-		}
-	}
-	if len(r.Roles) > 0 || len(r.Users) > 0 {
-		kinds++
-	}
-	if r.Deny {
-		kinds++
-	}
-	if kinds != 1 {
-		return nil, errors.New("a rule needs exactly one decision: allow (public or authenticated), roles and/or users, or deny: true")
-	}
-	for _, role := range r.Roles {
-		if strings.TrimSpace(role) == "" {
-			return nil, errors.New("roles: an empty role name")
-		}
-	}
-	for _, u := range r.Users {
-		u = strings.ToLower(strings.TrimSpace(u))
-		if u == "" {
-			return nil, errors.New("users: an empty user name")
-		}
-		cr.users = append(cr.users, u)
-	}
-	for _, m := range r.Methods {
-		if !methodRE.MatchString(m) {
-			return nil, fmt.Errorf("methods: %q is not an HTTP method", m)
-		}
-		cr.methods = append(cr.methods, strings.ToUpper(m))
-	}
-	for _, n := range r.Networks {
-		prefix, err := parseNetwork(n)
-		if err != nil {
-			return nil, fmt.Errorf("networks: %q is not a CIDR or an IP address", n)
-		}
-		cr.nets = append(cr.nets, prefix)
-	}
-	switch {
-	case r.Path != "" && r.PathRegex != "":
-		return nil, errors.New("a rule has path or path_regex, not both")
-	case r.PathRegex != "":
-		expr := `^(?:` + r.PathRegex + `)$`
-		if ci {
-			expr = `(?i)` + expr
-		}
-		re, err := regexp.Compile(expr)
-		if err != nil {
-			return nil, fmt.Errorf("path_regex: %v", strings.TrimPrefix(err.Error(), "error parsing regexp: "))
-		}
-		cr.re = re
-	case r.Path != "":
-		glob, tail, err := compileGlob(r.Path, ci)
-		if err != nil {
-			return nil, fmt.Errorf("path %q: %v", r.Path, err)
-		}
-		cr.glob, cr.tail = glob, tail
-	default:
-		return nil, errors.New("a rule needs path or path_regex")
-	}
-	return cr, nil
-}
-
-func parseNetwork(s string) (netip.Prefix, error) {
-	if strings.Contains(s, "/") {
-		p, err := netip.ParsePrefix(s)
-		if err != nil {
-			return netip.Prefix{}, err
-		}
-		return netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-unmapBits(p.Addr())).Masked(), nil
-	}
-	a, err := netip.ParseAddr(s)
-	if err != nil {
-		return netip.Prefix{}, err
-	}
-	a = a.Unmap()
-	return netip.PrefixFrom(a, a.BitLen()), nil
-}
-
-// unmapBits is 96 for an IPv4-mapped IPv6 prefix, whose bits count the
-// mapping prefix too.
-func unmapBits(a netip.Addr) int {
-	if a.Is4In6() {
-		return 96
-	}
-	return 0
-}
-
-// compileGlob checks a path pattern and splits it into segments, without a
-// trailing "**" (returned as tail) and without a trailing slash.
-func compileGlob(pattern string, ci bool) ([]string, bool, error) {
-	if !strings.HasPrefix(pattern, "/") {
-		return nil, false, errors.New("must start with /")
-	}
-	if strings.ContainsAny(pattern, "?#;") {
-		return nil, false, errors.New("must not contain ?, # or ; (rules never see the query, and ;params are ignored)")
-	}
-	t, err := ParseTarget(pattern)
-	if err != nil {
-		return nil, false, errors.New(strings.TrimPrefix(err.Error(), "policy: bad request target: "))
-	}
-	canon := t.Path
-	if strings.Contains(pattern, "//") || strings.Contains(pattern, "/./") || strings.Contains(pattern, "/../") ||
-		strings.HasSuffix(pattern, "/.") || strings.HasSuffix(pattern, "/..") {
-		return nil, false, fmt.Errorf("can never match a canonical path (write %q)", canon)
-	}
-	if ci {
-		canon = strings.ToLower(canon)
-	}
-	segs := splitPath(canon)
-	tail := false
-	for i, s := range segs {
-		if strings.Contains(s, "**") {
-			if s != "**" || i != len(segs)-1 {
-				return nil, false, errors.New(`"**" must be a whole segment at the end (like /docs/**); use path_regex for more`)
-			}
-			tail = true
-			segs = segs[:i]
-		}
-	}
-	return segs, tail, nil
-}
-
-// splitPath splits a canonical path into segments, ignoring a trailing
-// slash: "/" → [], "/a/b/" → [a b].
-func splitPath(p string) []string {
-	p = strings.Trim(p, "/")
-	if p == "" {
-		return nil
-	}
-	return strings.Split(p, "/")
-}
-
-// decide applies the rule's decision to a caller.
-func (cr *compiledRule) decide(u *Identity) Action {
-	r := cr.rule
-	switch {
-	case r.Deny:
-		return Deny
-	case r.Allow == AllowPublic:
-		return Allow
-	case u == nil:
-		return Login
-	case r.Allow == AllowAuthenticated:
-		return Allow
-	}
-	for _, want := range r.Roles {
-		if slices.Contains(u.Roles, want) {
-			return Allow
-		}
-	}
-	if slices.Contains(cr.users, u.Name) {
-		return Allow
-	}
-	return Deny
-}
-
-// methodOK and netOK test the non-path conditions without allocating.
-func (cr *compiledRule) methodOK(method string) bool {
-	if len(cr.methods) == 0 {
-		return true
-	}
-	for _, m := range cr.methods {
-		if strings.EqualFold(m, method) {
-			return true
-		}
-	}
-	return false
-}
-
-func (cr *compiledRule) netOK(ip netip.Addr) bool {
-	if len(cr.nets) == 0 {
-		return true
-	}
-	if !ip.IsValid() {
-		return false
-	}
-	for _, n := range cr.nets {
-		if n.Contains(ip) {
-			return true
-		}
-	}
-	return false
-}
-
-// pathOK matches the path the slow, obvious way (used by Explain and Lint).
-func (cr *compiledRule) pathOK(path string) bool {
-	if cr.re != nil {
-		return cr.re.MatchString(path)
-	}
-	segs := splitPath(path)
-	if cr.tail {
-		if len(segs) < len(cr.glob) {
-			return false
-		}
-	} else if len(segs) != len(cr.glob) {
-		return false
-	}
-	for i, pat := range cr.glob {
-		if !segmentMatch(pat, segs[i]) {
-			return false
-		}
-	}
-	return true
-}
-
-// mismatch says why the rule does not match, or "" when it does.
-func (cr *compiledRule) mismatch(path, method string, ip netip.Addr) string {
-	switch {
-	case !cr.pathOK(path):
-		if cr.re != nil {
-			return "path_regex does not match " + path
-		}
-		return "path " + cr.rule.Path + " does not match " + path
-	case !cr.methodOK(method):
-		return fmt.Sprintf("method %s is not in %v", strings.ToUpper(method), cr.methods)
-	case !cr.netOK(ip):
-		return fmt.Sprintf("client %v is not in networks %v", ip, cr.rule.Networks)
-	}
-	return ""
-}
-
-func (cr *compiledRule) describe() string {
-	r := cr.rule
-	switch {
-	case r.Deny:
-		return "deny"
-	case r.Allow != "":
-		return "allow " + r.Allow
-	}
-	var parts []string
-	if len(r.Roles) > 0 {
-		parts = append(parts, "roles "+strings.Join(r.Roles, ","))
-	}
-	if len(r.Users) > 0 {
-		parts = append(parts, "users "+strings.Join(r.Users, ","))
-	}
-	return strings.Join(parts, " or ")
-}
-
-// shadows reports whether cr matches every request that later does.
-func (cr *compiledRule) shadows(later *compiledRule) bool {
-	if cr.re != nil || later.re != nil || len(cr.nets) > 0 {
-		return false
-	}
-	if len(cr.methods) > 0 {
-		if len(later.methods) == 0 {
-			return false
-		}
-		for _, m := range later.methods {
-			if !slices.Contains(cr.methods, m) {
-				return false
-			}
-		}
-	}
-	if !cr.tail {
-		return !later.tail && slices.Equal(cr.glob, later.glob)
-	}
-	if len(later.glob) < len(cr.glob) {
-		return false
-	}
-	for i, pat := range cr.glob {
-		if pat != later.glob[i] && !(pat == "*" && later.glob[i] != "") {
-			return false
-		}
-	}
-	return true
 }

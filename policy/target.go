@@ -8,7 +8,8 @@ import (
 )
 
 // ErrBadTarget is a request target the gateway refuses (400): it is
-// ambiguous, or servers are known to read it differently.
+// ambiguous, or servers are known to read it differently. ParseTarget
+// wraps it with the reason.
 var ErrBadTarget = errors.New("policy: bad request target")
 
 // Target is a parsed request target.
@@ -17,8 +18,8 @@ type Target struct {
 	// "." and ".." resolved, "//" collapsed, ";params" removed from every
 	// segment, remaining escapes in upper-case hex, non-ASCII escaped.
 	Path string
-	// Forward is Path with each segment's ";params" kept: exactly what
-	// the upstream receives.
+	// Forward is Path with each surviving segment's ";params" kept as
+	// sent: exactly what the upstream receives, valid as URL.RawPath.
 	Forward string
 	// Query is the raw query without "?", forwarded unchanged.
 	Query string
@@ -29,14 +30,20 @@ type Target struct {
 func badTarget(why string) error { return fmt.Errorf("%w: %s", ErrBadTarget, why) }
 
 // ParseTarget canonicalizes a raw request target: origin-form ("/p?q") or
-// absolute-form ("http://host/p?q"). See SPEC §4 and docs/policy.md for
-// what it refuses.
+// absolute-form ("http://host/p?q", whose authority is ignored here; the
+// Host header names the app). Rules match Target.Path and the upstream
+// receives Target.Forward, so both read the same path. It refuses, with
+// ErrBadTarget, what servers are known to read differently: encoded
+// slashes and backslashes, raw backslashes, control bytes, fragments,
+// double encoding, invalid escapes and UTF-8, raw spaces, and paths that
+// climb above "/" (SPEC §4, docs/policy.md). A target that is already
+// canonical is returned as substrings, without allocating.
 func ParseTarget(target string) (Target, error) {
 	path := target
 	if !strings.HasPrefix(path, "/") {
 		rest, ok := stripScheme(path)
 		if !ok {
-			return Target{}, badTarget("the target must start with /")
+			return Target{}, badTarget("the target must start with / (or be http(s)://host/path)")
 		}
 		i := strings.IndexAny(rest, "/?#")
 		switch {
@@ -57,14 +64,6 @@ func ParseTarget(target string) (Target, error) {
 	}
 	if isCanonical(path) {
 		t.Path, t.Forward = path, path
-		if strings.IndexByte(path, ';') >= 0 {
-			// Canonical but with params: Path drops them.
-			p, f, err := canonicalPath(path)
-			if err != nil {
-				return Target{}, err
-			}
-			t.Path, t.Forward = p, f
-		}
 		return t, nil
 	}
 	p, f, err := canonicalPath(path)
@@ -75,35 +74,58 @@ func ParseTarget(target string) (Target, error) {
 	return t, nil
 }
 
-// stripScheme removes "http://authority" or "https://authority" (any case).
+// stripScheme removes "http://authority" or "https://authority" (any case)
+// and returns what follows the authority. An empty authority, or one with
+// bytes no host, port or userinfo may hold, is refused.
 func stripScheme(s string) (string, bool) {
 	for _, scheme := range []string{"http://", "https://"} {
-		if len(s) >= len(scheme) && strings.EqualFold(s[:len(scheme)], scheme) {
-			rest := s[len(scheme):]
-			if rest == "" || rest[0] == '/' || rest[0] == '?' {
-				return "", false // no authority
-			}
-			return rest, true
+		if len(s) < len(scheme) || !strings.EqualFold(s[:len(scheme)], scheme) {
+			continue
 		}
+		rest := s[len(scheme):]
+		end := strings.IndexAny(rest, "/?#")
+		if end < 0 {
+			end = len(rest)
+		}
+		if end == 0 {
+			return "", false
+		}
+		for i := 0; i < end; i++ {
+			if c := rest[i]; c <= ' ' || c >= 0x7f || c == '\\' {
+				return "", false
+			}
+		}
+		return rest, true
 	}
 	return "", false
 }
 
-// checkQuery refuses raw bytes that no client may send in a target.
+// checkQuery refuses raw bytes that no client may send in a target. The
+// query is forwarded unchanged and never matched, so its escapes are left
+// alone (?next=%2Fadmin is an ordinary query).
 func checkQuery(q string) error {
+	ascii := true
 	for i := 0; i < len(q); i++ {
 		switch c := q[i]; {
-		case c < 0x20 || c == 0x7f || c == ' ':
-			return badTarget("control character or space in the query")
+		case c < 0x20 || c == 0x7f:
+			return badTarget("control character in the query")
+		case c == ' ':
+			return badTarget("space in the query")
 		case c == '#':
 			return badTarget("raw # in the target")
+		case c >= 0x80:
+			ascii = false
 		}
+	}
+	if !ascii && !utf8.ValidString(q) {
+		return badTarget("invalid UTF-8 in the query")
 	}
 	return nil
 }
 
 // isCanonical reports, without allocating, whether path needs no change:
-// plain characters only, no empty, "." or ".." segments.
+// plain characters only (no escapes, no ";"), no empty, "." or ".."
+// segments except one trailing slash.
 func isCanonical(path string) bool {
 	if path == "" || path[0] != '/' {
 		return false
@@ -113,14 +135,14 @@ func isCanonical(path string) bool {
 		if i < len(path) {
 			c := path[i]
 			if c != '/' {
-				if !plainByte(c) {
+				if c == ';' || !plainByte(c) {
 					return false
 				}
 				continue
 			}
 		}
 		seg := path[segStart:i]
-		if name, _, _ := strings.Cut(seg, ";"); name == "." || name == ".." || (name == "" && (i < len(path) || seg != "")) {
+		if seg == "." || seg == ".." || (seg == "" && i < len(path)) {
 			return false
 		}
 		segStart = i + 1
@@ -128,14 +150,15 @@ func isCanonical(path string) bool {
 	return true
 }
 
-// plainByte is a byte that stays as it is in a canonical path.
+// plainByte is a byte that stays as it is in a canonical path: unreserved
+// characters and the sub-delimiters ":" and "@" that RFC 3986 allows raw
+// in a path segment.
 func plainByte(c byte) bool {
-	switch {
-	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+	if unreserved(c) {
 		return true
 	}
 	switch c {
-	case '-', '.', '_', '~', '!', '$', '&', '\'', '(', ')', '*', '+', ',', '=', ':', '@', ';':
+	case '!', '$', '&', '\'', '(', ')', '*', '+', ',', '=', ':', '@', ';':
 		return true
 	}
 	return false
@@ -159,173 +182,189 @@ func unhex(c byte) (byte, bool) {
 
 const upperHex = "0123456789ABCDEF"
 
-// normalizeSegment decodes the escapes of unreserved characters in one raw
-// segment (name or params), upper-cases the others, escapes raw non-ASCII,
-// and refuses what SPEC §4 lists.
-func normalizeSegment(raw string, b *strings.Builder) error {
-	var utf []byte // pending bytes >= 0x80, raw or escaped, checked as UTF-8
-	flush := func() error {
-		if len(utf) == 0 {
+func appendEscape(b []byte, c byte) []byte {
+	return append(b, '%', upperHex[c>>4], upperHex[c&15])
+}
+
+// appendSegment appends one raw segment name or ";params" part to b in
+// canonical form: escapes of unreserved characters decoded, other escapes
+// in upper-case hex, raw non-ASCII and characters a client should have
+// escaped (", <, >, [, ], ^, `, {, |, }) escaped. It refuses what SPEC §4
+// lists. Bytes >= 0x80, raw or escaped, must form valid UTF-8 (no
+// overlong forms like %C0%AE, no lone %FF).
+func appendSegment(b []byte, raw string) ([]byte, error) {
+	var pend [utf8.UTFMax]byte // an incomplete UTF-8 sequence
+	np := 0
+	high := func(c byte) error {
+		pend[np] = c
+		np++
+		if !utf8.FullRune(pend[:np]) {
 			return nil
 		}
-		if !utf8.Valid(utf) {
+		r, size := utf8.DecodeRune(pend[:np])
+		if (r == utf8.RuneError && size <= 1) || size != np {
 			return badTarget("invalid UTF-8")
 		}
-		for _, c := range utf {
-			b.WriteByte('%')
-			b.WriteByte(upperHex[c>>4])
-			b.WriteByte(upperHex[c&15])
-		}
-		utf = utf[:0]
+		np = 0
 		return nil
 	}
 	for i := 0; i < len(raw); i++ {
 		c := raw[i]
 		if c == '%' {
 			if i+2 >= len(raw) {
-				return badTarget("incomplete %-escape")
+				return b, badTarget("incomplete %-escape")
 			}
 			hi, ok1 := unhex(raw[i+1])
 			lo, ok2 := unhex(raw[i+2])
 			if !ok1 || !ok2 {
-				return badTarget("invalid %-escape")
+				return b, badTarget("invalid %-escape")
 			}
 			d := hi<<4 | lo
 			i += 2
-			switch {
-			case d >= 0x80:
-				utf = append(utf, d)
+			if d >= 0x80 {
+				if err := high(d); err != nil {
+					return b, err
+				}
+				b = appendEscape(b, d)
 				continue
+			}
+			if np > 0 {
+				return b, badTarget("invalid UTF-8")
+			}
+			switch {
 			case d == '/' || d == '\\':
-				return badTarget("encoded slash or backslash")
+				return b, badTarget("encoded slash or backslash")
 			case d < 0x20 || d == 0x7f:
-				return badTarget("encoded control character")
+				return b, badTarget("encoded control character")
 			case d == '#':
-				return badTarget("encoded #")
-			}
-			if err := flush(); err != nil {
-				return err
-			}
-			if unreserved(d) {
-				b.WriteByte(d)
-			} else {
-				b.WriteByte('%')
-				b.WriteByte(upperHex[d>>4])
-				b.WriteByte(upperHex[d&15])
+				return b, badTarget("encoded #")
+			case unreserved(d):
+				b = append(b, d)
+			default:
+				b = appendEscape(b, d)
 			}
 			continue
 		}
 		if c >= 0x80 {
-			utf = append(utf, c)
+			if err := high(c); err != nil {
+				return b, err
+			}
+			b = appendEscape(b, c)
 			continue
 		}
-		if err := flush(); err != nil {
-			return err
+		if np > 0 {
+			return b, badTarget("invalid UTF-8")
 		}
 		switch {
 		case c < 0x20 || c == 0x7f:
-			return badTarget("control character")
+			return b, badTarget("control character")
 		case c == '\\':
-			return badTarget("backslash")
+			return b, badTarget("backslash")
 		case c == '#':
-			return badTarget("raw # in the target")
+			return b, badTarget("raw # in the target")
 		case c == ' ':
-			return badTarget("space")
-		case plainByte(c) || c == '/':
-			b.WriteByte(c)
+			return b, badTarget("space")
+		case plainByte(c):
+			b = append(b, c)
 		default:
-			// Characters a client should have escaped (", <, >, [, ], ^, `, {, |, }).
-			b.WriteByte('%')
-			b.WriteByte(upperHex[c>>4])
-			b.WriteByte(upperHex[c&15])
+			b = appendEscape(b, c)
 		}
 	}
-	return flush()
+	if np > 0 {
+		return b, badTarget("invalid UTF-8")
+	}
+	return b, nil
 }
 
-// canonicalPath is the slow path of ParseTarget.
+// canonicalPath is the slow path of ParseTarget: one pass over the
+// segments that writes the matched path and the forwarded path side by
+// side. Buffers start on the stack, so a path that comes out unchanged
+// (say "/files/My%20Doc.pdf") still costs no allocation.
 func canonicalPath(path string) (match, forward string, err error) {
-	type seg struct{ name, params string }
-	var segs []seg
-	var nb, pb strings.Builder
-	raw := path[1:]
+	var mbuf, fbuf [256]byte
+	var stackBuf [32][2]int
+	m, f := mbuf[:0], fbuf[:0]
+	stack := stackBuf[:0] // where each kept segment starts in m and f
+	rest := path[1:]
 	trailing := false
 	for {
-		var part string
-		i := strings.IndexByte(raw, '/')
-		last := i < 0
-		if last {
-			part = raw
-		} else {
-			part, raw = raw[:i], raw[i+1:]
-		}
-		rawName, rawParams, _ := strings.Cut(part, ";")
-		nb.Reset()
-		if err := normalizeSegment(rawName, &nb); err != nil {
+		part, after, more := strings.Cut(rest, "/")
+		rawName, rawParams, hasParams := strings.Cut(part, ";")
+		ms, fs := len(m), len(f)
+		m = append(m, '/')
+		if m, err = appendSegment(m, rawName); err != nil {
 			return "", "", err
 		}
-		name := nb.String()
-		params := ""
-		if strings.Contains(part, ";") {
-			pb.Reset()
-			if err := normalizeSegment(rawParams, &pb); err != nil {
+		f = append(f, m[ms:]...)
+		if hasParams {
+			f = append(f, ';')
+			if f, err = appendSegment(f, rawParams); err != nil {
 				return "", "", err
 			}
-			params = ";" + pb.String()
 		}
-		switch name {
-		case ".", "":
-			trailing = last
-		case "..":
-			if len(segs) == 0 {
+		switch name := m[ms+1:]; {
+		case len(name) == 0 || string(name) == ".":
+			m, f = m[:ms], f[:fs]
+			trailing = !more
+		case string(name) == "..":
+			if len(stack) == 0 {
 				return "", "", badTarget("the path climbs above /")
 			}
-			segs = segs[:len(segs)-1]
-			trailing = last
+			top := stack[len(stack)-1]
+			stack = stack[:len(stack)-1]
+			m, f = m[:top[0]], f[:top[1]]
+			trailing = !more
 		default:
-			segs = append(segs, seg{name, params})
+			stack = append(stack, [2]int{ms, fs})
 			trailing = false
 		}
-		if last {
+		if !more {
 			break
 		}
+		rest = after
 	}
-	var m, f strings.Builder
-	for _, s := range segs {
-		m.WriteByte('/')
-		m.WriteString(s.name)
-		f.WriteByte('/')
-		f.WriteString(s.name)
-		f.WriteString(s.params)
+	if len(stack) == 0 || trailing {
+		m = append(m, '/')
+		f = append(f, '/')
 	}
-	if len(segs) == 0 || trailing {
-		m.WriteByte('/')
-		f.WriteByte('/')
-	}
-	match, forward = m.String(), f.String()
-	if hasDoubleEncoding(forward) {
+	if hasDoubleEncoding(f) {
 		return "", "", badTarget("double-encoded dot, slash or backslash")
+	}
+	if string(f) == path {
+		forward = path
+	} else {
+		forward = string(f)
+	}
+	switch {
+	case string(m) == forward:
+		match = forward
+	case len(m) <= len(forward) && string(m) == forward[:len(m)]:
+		match = forward[:len(m)] // "/app;jsessionid=1" matches as "/app"
+	default:
+		match = string(m)
 	}
 	return match, forward, nil
 }
 
 // hasDoubleEncoding finds "%25" followed by the escape of ".", "/" or "\"
-// ("%252e", "%252F", "%255c"): a server that decodes twice would read a
-// dot segment or a separator the rules never saw.
-func hasDoubleEncoding(s string) bool {
-	for i := strings.Index(s, "%25"); i >= 0; {
-		rest := s[i+3:]
-		if len(rest) >= 2 {
-			pair := strings.ToLower(rest[:2])
-			if pair == "2e" || pair == "2f" || pair == "5c" {
+// ("%252e", "%252F", "%255c", and deeper: "%25252e"): a server that
+// decodes more than once would read a dot segment or a separator the
+// rules never saw.
+func hasDoubleEncoding(s []byte) bool {
+	for i := 0; i+3 <= len(s); i++ {
+		if s[i] != '%' || s[i+1] != '2' || s[i+2] != '5' {
+			continue
+		}
+		j := i + 3
+		for j+2 <= len(s) && s[j] == '2' && s[j+1] == '5' {
+			j += 2
+		}
+		if j+2 <= len(s) {
+			hi, lo := s[j], s[j+1]|0x20 // lower-case a hex letter
+			if hi == '2' && (lo == 'e' || lo == 'f') || hi == '5' && lo == 'c' {
 				return true
 			}
 		}
-		j := strings.Index(rest, "%25")
-		if j < 0 {
-			return false
-		}
-		i += 3 + j
 	}
 	return false
 }
