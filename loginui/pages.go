@@ -3,6 +3,7 @@ package loginui
 import (
 	"bytes"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/gatehouse-auth/gatehouse/store"
@@ -62,7 +63,7 @@ func (u *UI) render(w http.ResponseWriter, status int, name string, p page) {
 // Forbidden renders the 403 page: who is signed in, a sign-out button,
 // and the rule that decided.
 func (u *UI) Forbidden(w http.ResponseWriter, r *http.Request, user *store.User, rule string) {
-	p := page{Heading: "Access denied", User: user, Rule: rule}
+	p := page{Heading: "Access denied", User: user, Rule: rule, Back: backLink(r)}
 	if user != nil {
 		p.CSRF = u.csrfToken(w, r)
 	}
@@ -96,6 +97,21 @@ func (u *UI) Error(w http.ResponseWriter, r *http.Request, status int) {
 		p.Back, p.BackText = "/.gatehouse/login", "Back to sign-in"
 	}
 	u.render(w, status, "error", p)
+}
+
+// backLink is the page the browser came from, when it is a local page of
+// this host (checked like a sign-in redirect), for the forbidden page's
+// "Go back"; "" otherwise.
+func backLink(r *http.Request) string {
+	ref, err := url.Parse(r.Referer())
+	if err != nil || (ref.Scheme != "https" && ref.Scheme != "http") || !strings.EqualFold(ref.Host, r.Host) {
+		return ""
+	}
+	back := ref.RequestURI()
+	if back == r.URL.RequestURI() || SafeRedirect(back, nil) != back {
+		return ""
+	}
+	return back
 }
 
 // hostOf is the request's host without port, for the sign-in page's

@@ -23,6 +23,7 @@ var ErrSignInFailed = errors.New("loginui: sign-in failed")
 const (
 	msgSignInFailed = "Incorrect username or password."
 	msgTooMany      = "Too many attempts. Please wait %d seconds and try again."
+	msgFormExpired  = "This form has expired. Please try again."
 )
 
 // Input bounds: longer values fail like a wrong password, after the same
@@ -56,10 +57,6 @@ func (u *UI) loginPage(w http.ResponseWriter, r *http.Request) {
 }
 
 func (u *UI) login(w http.ResponseWriter, r *http.Request) {
-	if !u.csrfOK(r) {
-		u.Error(w, r, http.StatusForbidden)
-		return
-	}
 	login, password, rd := r.PostForm.Get("username"), r.PostForm.Get("password"), r.PostForm.Get("rd")
 	ip := u.clientAddr(r)
 	formPage := func(status int, msg string) {
@@ -68,11 +65,17 @@ func (u *UI) login(w http.ResponseWriter, r *http.Request) {
 			Error: msg, Username: truncate(login, maxLogin),
 		})
 	}
+	if !u.csrfOK(r) {
+		// The form again, with a token that matches this browser's cookie
+		// (a new one when it had none): a stale tab costs one more click.
+		formPage(http.StatusForbidden, msgFormExpired)
+		return
+	}
 	user, err := u.guardedCheck(r, login, password)
 	var le *limitError
 	switch {
 	case errors.As(err, &le):
-		u.log.Info("audit", "event", "signin_rate_limited", "login", truncate(login, 64), "ip", ip)
+		u.log.Info("audit", "event", "signin_rate_limited", "user", truncate(login, 64), "ip", ip)
 		// The limiter keeps wall-clock time, whatever clock the UI was given.
 		retry := max(1, int(time.Until(le.reset).Seconds()+0.999))
 		w.Header().Set("Retry-After", strconv.Itoa(retry))
@@ -92,7 +95,7 @@ func (u *UI) login(w http.ResponseWriter, r *http.Request) {
 		u.Error(w, r, http.StatusServiceUnavailable)
 		return
 	case errors.Is(err, ErrSignInFailed):
-		u.log.Info("audit", "event", "signin_failed", "login", truncate(login, 64), "ip", ip)
+		u.log.Info("audit", "event", "signin_failed", "user", truncate(login, 64), "ip", ip)
 		if !wantsHTML(r) {
 			writeJSON(w, http.StatusUnauthorized, `{"error":"incorrect username or password"}`)
 			return
@@ -122,6 +125,7 @@ func (u *UI) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	u.log.Info("audit", "event", "signin", "user", user.Username, "ip", ip)
+	u.securityHeaders(w.Header())
 	http.Redirect(w, r, SafeRedirect(rd, u.isAppHost), http.StatusSeeOther)
 }
 
@@ -238,11 +242,11 @@ func (u *UI) logoutPage(w http.ResponseWriter, r *http.Request) {
 }
 
 func (u *UI) logout(w http.ResponseWriter, r *http.Request) {
+	user, _ := u.Authenticate(r)
 	if !u.csrfOK(r) {
-		u.Error(w, r, http.StatusForbidden)
+		u.render(w, http.StatusForbidden, "logout", page{Heading: "Sign out", User: user, CSRF: u.csrfToken(w, r), Error: msgFormExpired})
 		return
 	}
-	user, _ := u.Authenticate(r)
 	store := &sessionStore{ui: u, r: r}
 	sess := sessions.NewSession(store, u.cookie)
 	sess.ID = u.sessionID(r)

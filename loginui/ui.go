@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"regexp"
 	"strconv"
+	"strings"
 	texttemplate "text/template"
 	"time"
 
@@ -107,6 +108,21 @@ func New(cfg Config, deps Deps) (*UI, error) {
 	if len(cfg.Secrets) == 0 || len(cfg.Secrets[0]) < 32 {
 		return nil, errors.New("a session secret of at least 32 bytes is required")
 	}
+	for _, s := range cfg.Secrets[1:] {
+		if len(s) < 32 {
+			return nil, errors.New("every previous session secret must be at least 32 bytes")
+		}
+	}
+	if cfg.IdleTimeout < 0 || cfg.Lifetime < 0 {
+		return nil, errors.New("the session idle timeout and lifetime must be positive")
+	}
+	cfg.Domain = strings.TrimPrefix(strings.ToLower(cfg.Domain), ".")
+	if strings.ContainsAny(cfg.Domain, ":/ \t;,=") {
+		return nil, fmt.Errorf("session domain %q is not a domain name like example.com", cfg.Domain)
+	}
+	if len(cfg.Brand.Logo) > 0 && !strings.HasPrefix(cfg.Brand.LogoType, "image/") {
+		return nil, fmt.Errorf("the logo's media type %q is not an image type", cfg.Brand.LogoType)
+	}
 	if deps.Now == nil {
 		deps.Now = time.Now
 	}
@@ -194,36 +210,35 @@ func (u *UI) routes() http.Handler {
 	mux.Handle("POST /.gatehouse/logout", post(u.logout))
 	mux.HandleFunc("GET /.gatehouse/static/style.css", u.style)
 	mux.HandleFunc("GET /.gatehouse/static/logo", u.logo)
-	mux.HandleFunc("GET /", func(w http.ResponseWriter, r *http.Request) { u.Error(w, r, http.StatusNotFound) })
-	return methodNotAllowed(mux, u)
+	mux.HandleFunc(notFoundPattern, func(w http.ResponseWriter, r *http.Request) { u.Error(w, r, http.StatusNotFound) })
+	return u.methodNotAllowed(mux)
 }
 
-// methodNotAllowed renders the mux's 405 as a page (with the Allow header
-// the mux computed).
-func methodNotAllowed(mux *http.ServeMux, u *UI) http.Handler {
+// notFoundPattern catches every path under the prefix that no page serves.
+const notFoundPattern = "/"
+
+// methodNotAllowed answers 405 with Allow for a page asked with the wrong
+// method; any other path falls through to the mux and its 404 page.
+func (u *UI) methodNotAllowed(mux *http.ServeMux) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if _, pattern := mux.Handler(r); pattern == "" {
-			rec := &allowRecorder{header: http.Header{}}
-			mux.ServeHTTP(rec, r)
-			if rec.status == http.StatusMethodNotAllowed {
-				w.Header().Set("Allow", rec.header.Get("Allow"))
+		if _, pattern := mux.Handler(r); pattern == notFoundPattern {
+			var allow []string
+			for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost} {
+				probe := r.WithContext(r.Context())
+				probe.Method = m
+				if _, p := mux.Handler(probe); p != notFoundPattern && p != "" {
+					allow = append(allow, m)
+				}
 			}
-			u.Error(w, r, rec.status)
-			return
+			if len(allow) > 0 {
+				w.Header().Set("Allow", strings.Join(allow, ", "))
+				u.Error(w, r, http.StatusMethodNotAllowed)
+				return
+			}
 		}
 		mux.ServeHTTP(w, r)
 	})
 }
-
-// allowRecorder captures the status and Allow header of the mux's own 405.
-type allowRecorder struct {
-	header http.Header
-	status int
-}
-
-func (a *allowRecorder) Header() http.Header         { return a.header }
-func (a *allowRecorder) Write(p []byte) (int, error) { return len(p), nil }
-func (a *allowRecorder) WriteHeader(code int)        { a.status = code }
 
 // formBody bounds a form post to 16 KiB and parses it; a larger body gets
 // 413, a malformed one 400.

@@ -533,7 +533,15 @@ func TestOpenRedirectCorpus(t *testing.T) {
 	if n < 500 {
 		t.Fatalf("only %d payloads read", n)
 	}
-	for _, good := range []string{"/", "/a/b?c=d", "https://www.whitelisteddomain.tld/x", "https://WWW.whitelisteddomain.tld:8443/x?y#z"} {
+	// Beyond the corpus: targets that are harmless to a browser but not to
+	// an app that decodes them once more, or that do not parse at all.
+	for _, bad := range []string{"/%2F%2Fevil.example", "/%2f/evil.example", "/%5Cevil.example", "/a%0d%0aSet-Cookie:%20x=y", "/%0", "/%zz",
+		"https://www.whitelisteddomain.tld@evil.example/", "https://evil.example\\@www.whitelisteddomain.tld/", "http://www.whitelisteddomain.tld/"} {
+		if got := SafeRedirect(bad, isApp); got != "/" {
+			t.Errorf("SafeRedirect(%q) = %q, want /", bad, got)
+		}
+	}
+	for _, good := range []string{"/", "/a/b?c=d", "/My%20Documents/x?q=a%20b", "https://www.whitelisteddomain.tld/x", "https://WWW.whitelisteddomain.tld:8443/x?y#z"} {
 		if got := SafeRedirect(good, isApp); got != good {
 			t.Errorf("SafeRedirect(%q) = %q, want it kept", good, got)
 		}
@@ -553,8 +561,13 @@ func FuzzSafeRedirect(f *testing.F) {
 		if got == "/" {
 			return
 		}
-		if strings.ContainsAny(got, "\\ \t\r\n") || strings.HasPrefix(got, "//") {
+		// What a browser would repair into another URL: backslashes,
+		// whitespace and control bytes anywhere, a "//" start.
+		if strings.ContainsFunc(got, func(r rune) bool { return r == '\\' || r <= ' ' || r == 0x7f }) || strings.HasPrefix(got, "//") {
 			t.Fatalf("accepted %q", got)
+		}
+		if !strings.HasPrefix(got, "/") && !strings.HasPrefix(strings.ToLower(got), "https://") {
+			t.Fatalf("accepted %q: neither a local path nor https", got)
 		}
 		u, err := url.Parse(got)
 		if err != nil {
