@@ -66,7 +66,7 @@ func Serve(ctx context.Context, g *Gateway, certs *Certs, ls Listeners, drain ti
 		start(srv, ls.HTTPS, true)
 		if ls.HTTP != nil {
 			_, port, _ := net.SplitHostPort(ls.HTTPS.Addr().String())
-			start(newServer(g.RedirectHandler(port)), ls.HTTP, false)
+			start(newServer(certs.HTTPHandler(g.RedirectHandler(port))), ls.HTTP, false)
 		}
 	} else {
 		if ls.HTTP == nil {

@@ -32,11 +32,22 @@ const (
 
 // TLSConfig selects where the gateway's certificates come from.
 type TLSConfig struct {
-	Mode     string   // TLSSelfSigned (default), TLSFiles or TLSOff
-	Dir      string   // self-signed: where the local CA and leaf are kept (created 0700)
-	Hosts    []string // self-signed: app host names to cover besides localhost ("*.x" allowed)
+	Mode     string   // TLSSelfSigned (default), TLSFiles, TLSACME or TLSOff
+	Dir      string   // where TLS material is kept (created 0700): the local CA, ACME storage
+	Hosts    []string // app host names ("*.x" allowed): the self-signed leaf covers them, ACME manages them
 	CertFile string   // files: PEM chain
 	KeyFile  string   // files: PEM key
+
+	// ACME.
+	Email           string                 // account email
+	CA              string                 // directory URL; default Let's Encrypt
+	CARoots         []byte                 // PEM roots to trust for the CA (private CAs, Pebble)
+	HTTPPort        int                    // the plain-HTTP listener's port, where HTTP-01 is answered
+	HTTPSPort       int                    // the HTTPS listener's port, where TLS-ALPN-01 is answered
+	OnDemandAllowed func(name string) bool // may a certificate be obtained at handshake for name (wildcard apps)
+	// RenewCheckInterval is how often certificates are checked for
+	// renewal; default certmagic's (10 minutes).
+	RenewCheckInterval time.Duration
 }
 
 // Certs serves the gateway's certificate and keeps it fresh: a self-signed
@@ -48,7 +59,11 @@ type Certs struct {
 	cert atomic.Pointer[tls.Certificate]
 	stop chan struct{}
 	once sync.Once
-	mod  time.Time // files: modification time of the loaded pair
+	mod  time.Time  // files: modification time of the loaded pair
+	acme *acmeState // acme mode
+
+	mu    sync.Mutex // serialises self-signed refreshes and guards hosts
+	hosts []string   // app hosts; SetHosts follows config reloads
 }
 
 // Self-signed validity: the local CA lives ten years, leaves 90 days and
@@ -66,7 +81,7 @@ func NewCerts(cfg TLSConfig, log *slog.Logger, now func() time.Time) (*Certs, er
 	if now == nil {
 		now = time.Now
 	}
-	c := &Certs{cfg: cfg, log: log, now: now, stop: make(chan struct{})}
+	c := &Certs{cfg: cfg, log: log, now: now, stop: make(chan struct{}), hosts: cfg.Hosts}
 	switch cfg.Mode {
 	case TLSOff:
 		return nil, nil
@@ -81,6 +96,11 @@ func NewCerts(cfg TLSConfig, log *slog.Logger, now func() time.Time) (*Certs, er
 		if err := c.loadFiles(); err != nil {
 			return nil, err
 		}
+	case TLSACME:
+		if err := c.initACME(); err != nil {
+			return nil, err
+		}
+		return c, nil // certmagic renews on its own
 	default:
 		return nil, fmt.Errorf("tls: unknown mode %q", cfg.Mode)
 	}
@@ -91,12 +111,20 @@ func NewCerts(cfg TLSConfig, log *slog.Logger, now func() time.Time) (*Certs, er
 // Close stops the background renewal.
 func (c *Certs) Close() {
 	if c != nil {
-		c.once.Do(func() { close(c.stop) })
+		c.once.Do(func() {
+			close(c.stop)
+			if c.acme != nil {
+				c.acme.cache.Stop()
+			}
+		})
 	}
 }
 
 // TLSConfig is the server-side TLS configuration: TLS 1.2 or newer, HTTP/2.
 func (c *Certs) TLSConfig() *tls.Config {
+	if c.acme != nil {
+		return c.acme.tlsConfig()
+	}
 	return &tls.Config{
 		MinVersion: tls.VersionTLS12,
 		NextProtos: []string{"h2", "http/1.1"},
@@ -166,10 +194,30 @@ func latestMod(files ...string) (time.Time, error) {
 	return latest, nil
 }
 
-// selfSignedNames are the names the self-signed leaf covers.
+// SetHosts follows a config reload that changed the app hosts: under acme,
+// new exact hosts are obtained in the background (and removed ones are no
+// longer renewed); under self-signed, the leaf is reissued to cover them.
+func (c *Certs) SetHosts(hosts []string) {
+	if c == nil {
+		return
+	}
+	switch c.cfg.Mode {
+	case TLSACME:
+		c.acme.setHosts(hosts, c.log)
+	case TLSSelfSigned:
+		c.mu.Lock()
+		c.hosts = slices.Clone(hosts)
+		c.mu.Unlock()
+		if err := c.refreshSelfSigned(); err != nil {
+			c.log.Error("tls: keeping the current certificate", "err", err)
+		}
+	}
+}
+
+// selfSignedNames are the names the self-signed leaf covers; c.mu is held.
 func (c *Certs) selfSignedNames() []string {
 	names := []string{"localhost"}
-	for _, h := range c.cfg.Hosts {
+	for _, h := range c.hosts {
 		h = strings.ToLower(h)
 		if !slices.Contains(names, h) {
 			names = append(names, h)
@@ -181,6 +229,8 @@ func (c *Certs) selfSignedNames() []string {
 // refreshSelfSigned makes sure a local CA and a current leaf for every
 // configured name exist under Dir, creating or renewing what is missing.
 func (c *Certs) refreshSelfSigned() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if err := os.MkdirAll(c.cfg.Dir, 0o700); err != nil {
 		return fmt.Errorf("tls: %w", err)
 	}

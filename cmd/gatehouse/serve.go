@@ -144,11 +144,6 @@ func newServer(cfg *Config, log *slog.Logger, now func() time.Time) (_ *server, 
 	if err != nil {
 		return nil, err
 	}
-	tlsCfg := cfg.TLS
-	tlsCfg.Hosts = cfg.Hosts
-	if s.certs, err = proxy.NewCerts(tlsCfg, log, now); err != nil {
-		return nil, err
-	}
 	if cfg.TLS.Mode != proxy.TLSOff {
 		if s.ls.HTTPS, err = listen(cfg.HTTPSAddr, "listen.https"); err != nil {
 			return nil, err
@@ -157,10 +152,29 @@ func newServer(cfg *Config, log *slog.Logger, now func() time.Time) (_ *server, 
 	if s.ls.HTTP, err = listen(cfg.HTTPAddr, "listen.http"); err != nil {
 		return nil, err
 	}
+	tlsCfg := cfg.TLS
+	tlsCfg.Hosts = cfg.Hosts
+	tlsCfg.HTTPPort = listenerPort(s.ls.HTTP)
+	tlsCfg.HTTPSPort = listenerPort(s.ls.HTTPS)
+	tlsCfg.OnDemandAllowed = func(name string) bool {
+		p := s.cfg.Load().Proxy.Policy
+		app, ok := p.Lookup(name)
+		return ok && strings.HasPrefix(p.Apps()[app].Host, "*.")
+	}
+	if s.certs, err = proxy.NewCerts(tlsCfg, log, now); err != nil {
+		return nil, err
+	}
 	if s.control, err = listenControl(cfg.SocketPath()); err != nil {
 		return nil, err
 	}
 	return s, nil
+}
+
+func listenerPort(ln net.Listener) int {
+	if ln == nil {
+		return 0
+	}
+	return ln.Addr().(*net.TCPAddr).Port
 }
 
 func listen(addr, key string) (net.Listener, error) {
@@ -214,6 +228,7 @@ func (s *server) reload() {
 		next = withStatic(old, next)
 	}
 	s.cfg.Store(next)
+	s.certs.SetHosts(next.Hosts)
 	s.log.Info("config reloaded", "apps", len(next.Proxy.Apps))
 }
 
