@@ -22,6 +22,12 @@ var (
 	ErrBadEmail    = errors.New("store: invalid email address")
 	ErrUnknownHash = errors.New("store: unknown password hash format")
 	ErrNewerSchema = errors.New("store: database was written by a newer Gatehouse")
+	// ErrLastAdmin refuses a change (demotion, disabling, deletion) that
+	// would leave no enabled admin to run the gateway: see AdminRole.
+	ErrLastAdmin = errors.New("store: refused: no enabled admin would be left")
+	// ErrTokenInvalid is every way a token can fail (unknown, used,
+	// superseded, expired, another purpose): a link's holder learns no more.
+	ErrTokenInvalid = errors.New("store: invalid or expired token")
 )
 
 // Bucket names.
@@ -31,6 +37,8 @@ var (
 	bucketEmails       = []byte("emails")
 	bucketSessions     = []byte("sessions")
 	bucketUserSessions = []byte("user_sessions")
+	bucketTokens       = []byte("tokens")      // sha256(raw token) → token JSON
+	bucketUserTokens   = []byte("user_tokens") // username → {sha256(raw token) → purpose}
 )
 
 // Options configures Open. The zero value is usable.
@@ -38,7 +46,7 @@ type Options struct {
 	// Timeout is how long Open waits for another process to release the
 	// file before it gives up with ErrInUse. Default 1s.
 	Timeout time.Duration
-	// Now is the clock that decides session expiry. Default time.Now.
+	// Now is the clock that decides session and token expiry. Default time.Now.
 	Now func() time.Time
 	// TouchInterval is how stale a session's LastSeen may be on disk: a
 	// touch writes to disk at most this often per session. Default 1m.

@@ -9,7 +9,7 @@ import (
 )
 
 // schemaVersion is the layout this code writes.
-const schemaVersion = 1
+const schemaVersion = 2
 
 // migrations[i] turns a version-i database into version i+1. They run in
 // one transaction at Open: a database is either fully migrated or untouched.
@@ -53,6 +53,44 @@ var migrations = []func(tx *bolt.Tx) error{
 			if err != nil {
 				return err
 			}
+			if err := users.Put([]byte(k), data); err != nil {
+				return err
+			}
+		}
+		return nil
+	},
+	// 1 → 2: single-use tokens (verification, reset, invitation links), and
+	// User.EmailVerified. Every address so far was typed or imported by an
+	// admin, and those count as verified: without this, turning on a rule
+	// that wants a verified address would shut out every existing user.
+	func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketTokens, bucketUserTokens} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		users := tx.Bucket(bucketUsers)
+		verified := map[string][]byte{} // written after the walk: ForEach forbids writes to its bucket
+		err := users.ForEach(func(k, v []byte) error {
+			var u User
+			if err := json.Unmarshal(v, &u); err != nil {
+				return fmt.Errorf("user %q is unreadable: %w", k, err)
+			}
+			if u.Email == "" || u.EmailVerified {
+				return nil
+			}
+			u.EmailVerified = true
+			data, err := json.Marshal(&u)
+			if err != nil {
+				return err
+			}
+			verified[string(k)] = data
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for k, data := range verified {
 			if err := users.Put([]byte(k), data); err != nil {
 				return err
 			}

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -220,6 +221,7 @@ func TestChangesAreVisibleOnTheNextRead(t *testing.T) {
 	if u, _ := db.User("alice"); !slices.Equal(u.Roles, []string{"admin"}) || u.Version != 1 {
 		t.Fatalf("initial roles %q version %d; want [admin] 1", u.Roles, u.Version)
 	}
+	mustCreate(t, db, User{Username: "root", Roles: []string{"admin"}}) // so alice is not the last admin
 	got, err := db.UpdateUser("alice", func(u *User) error {
 		u.Roles = []string{"staff"}
 		u.Disabled = true
@@ -822,4 +824,239 @@ func BenchmarkSessionUserParallel(b *testing.B) {
 			}
 		}
 	})
+}
+
+// An admin who demotes, disables or deletes the last admin account (often
+// their own) would lock everyone out of the admin pages: refused, and
+// nothing changes.
+func TestLastAdminIsKept(t *testing.T) {
+	tests := []struct {
+		name   string
+		others []User // besides alice, an active admin
+		act    func(db *DB) error
+		want   error
+	}{
+		{"demote", nil, demote("alice"), ErrLastAdmin},
+		{"demote by replacing roles", []User{{Username: "bob", Roles: []string{"staff"}}},
+			update("alice", func(u *User) { u.Roles = []string{"staff", "Admin"} }), ErrLastAdmin},
+		{"disable", nil, update("alice", func(u *User) { u.Disabled = true }), ErrLastAdmin},
+		{"mark pending", nil, update("alice", func(u *User) { u.Pending = true }), ErrLastAdmin},
+		{"delete", nil, func(db *DB) error { return db.DeleteUser("ALICE") }, ErrLastAdmin},
+		{"a disabled admin does not count", []User{{Username: "bob", Roles: []string{"admin"}, Disabled: true}},
+			func(db *DB) error { return db.DeleteUser("alice") }, ErrLastAdmin},
+		{"a pending admin does not count", []User{{Username: "bob", Roles: []string{"admin"}, Pending: true}},
+			update("alice", func(u *User) { u.Disabled = true }), ErrLastAdmin},
+		{"other changes to the last admin", nil,
+			update("alice", func(u *User) { u.DisplayName = "Alice"; u.Roles = append(u.Roles, "staff") }), nil},
+		{"lock out the last admin", nil, update("alice", func(u *User) { u.FailedLogins = 5 }), nil},
+		{"demote with another admin", []User{{Username: "bob", Roles: []string{"admin"}}}, demote("alice"), nil},
+		{"delete with another admin", []User{{Username: "bob", Roles: []string{"admin", "staff"}}},
+			func(db *DB) error { return db.DeleteUser("alice") }, nil},
+		{"delete a disabled admin", []User{{Username: "bob", Roles: []string{"admin"}, Disabled: true}},
+			func(db *DB) error { return db.DeleteUser("bob") }, nil},
+		{"delete a plain user", []User{{Username: "bob"}}, func(db *DB) error { return db.DeleteUser("bob") }, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			db, _ := openTest(t, nil)
+			mustCreate(t, db, User{Username: "alice", Roles: []string{"admin"}})
+			for _, u := range tc.others {
+				mustCreate(t, db, u)
+			}
+			id := mustSession(t, db, Session{Username: "alice", Expires: time.Now().Add(time.Hour)})
+			err := tc.act(db)
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("got %v, want %v", err, tc.want)
+			}
+			if tc.want == nil {
+				return
+			}
+			u, err := db.User("alice")
+			if err != nil || u.Version != 1 || u.Disabled || u.Pending || !slices.Equal(u.Roles, []string{"admin"}) {
+				t.Errorf("alice after a refused change: %+v, %v; want her unchanged", u, err)
+			}
+			if _, err := db.Session(id); err != nil {
+				t.Errorf("alice's session after a refused change: %v", err)
+			}
+		})
+	}
+}
+
+func demote(name string) func(db *DB) error {
+	return update(name, func(u *User) { u.Roles = nil })
+}
+
+func update(name string, fn func(u *User)) func(db *DB) error {
+	return func(db *DB) error {
+		_, err := db.UpdateUser(name, func(u *User) error { fn(u); return nil })
+		return err
+	}
+}
+
+// Two admins: either may go, but not both; the guard counts on disk, so
+// a cached copy cannot fool it.
+func TestTwoAdminsThenOne(t *testing.T) {
+	db, _ := openTest(t, nil)
+	mustCreate(t, db, User{Username: "alice", Roles: []string{"admin"}})
+	mustCreate(t, db, User{Username: "bob", Roles: []string{"admin"}})
+	if err := demote("alice")(db); err != nil {
+		t.Fatalf("demoting one of two admins: %v", err)
+	}
+	if err := demote("bob")(db); !errors.Is(err, ErrLastAdmin) {
+		t.Errorf("demoting the last admin: got %v, want ErrLastAdmin", err)
+	}
+	if err := db.DeleteUser("bob"); !errors.Is(err, ErrLastAdmin) {
+		t.Errorf("deleting the last admin: got %v, want ErrLastAdmin", err)
+	}
+	if _, err := db.UpdateUser("alice", func(u *User) error { u.Roles = []string{AdminRole}; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.DeleteUser("bob"); err != nil {
+		t.Errorf("deleting bob with alice an admin again: %v", err)
+	}
+	if u, err := db.User("bob"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("bob after delete: %+v, %v; want ErrNotFound", u, err)
+	}
+}
+
+// Concurrent demotions of two admins: the count is inside each write
+// transaction, so one of them must be refused.
+func TestConcurrentDemotionsKeepOneAdmin(t *testing.T) {
+	for range 20 {
+		db, _ := openTest(t, nil)
+		mustCreate(t, db, User{Username: "alice", Roles: []string{"admin"}})
+		mustCreate(t, db, User{Username: "bob", Roles: []string{"admin"}})
+		errs := make([]error, 2)
+		var wg sync.WaitGroup
+		for i, name := range []string{"alice", "bob"} {
+			wg.Go(func() { errs[i] = demote(name)(db) })
+		}
+		wg.Wait()
+		if refused := errors.Is(errs[0], ErrLastAdmin) != errors.Is(errs[1], ErrLastAdmin); !refused {
+			t.Fatalf("two concurrent demotions: %v, %v; want exactly one ErrLastAdmin", errs[0], errs[1])
+		}
+	}
+}
+
+func TestSearchUsers(t *testing.T) {
+	db, _ := openTest(t, nil)
+	for _, u := range []User{
+		{Username: "carol", Email: "carol@example.org", DisplayName: "Carol Ång"},
+		{Username: "alice", Email: "alice@example.com", DisplayName: "Alice Liddell"},
+		{Username: "bob", DisplayName: "Robert (Bob)"},
+		{Username: "dave", Email: "d@corp.example.com"},
+		{Username: "erin-admin"},
+	} {
+		mustCreate(t, db, u)
+	}
+	tests := []struct {
+		query string
+		want  []string
+	}{
+		{"", []string{"alice", "bob", "carol", "dave", "erin-admin"}},
+		{"  ", []string{"alice", "bob", "carol", "dave", "erin-admin"}},
+		{"ALI", []string{"alice"}},                 // username, any case
+		{"example.COM", []string{"alice", "dave"}}, // email
+		{"liddell", []string{"alice"}},             // display name
+		{"robert", []string{"bob"}},
+		{"åNG", []string{"carol"}},       // beyond ASCII
+		{"RO", []string{"bob", "carol"}}, // display name or username
+		{"admin", []string{"erin-admin"}},
+		{"nobody", nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.query, func(t *testing.T) {
+			users, total, err := db.SearchUsers(tc.query, 0, 50)
+			var got []string
+			for _, u := range users {
+				got = append(got, u.Username)
+			}
+			if err != nil || !slices.Equal(got, tc.want) || total != len(tc.want) {
+				t.Errorf("SearchUsers(%q) = %q, total %d, %v; want %q, %d", tc.query, got, total, err, tc.want, len(tc.want))
+			}
+		})
+	}
+}
+
+func TestSearchUsersPages(t *testing.T) {
+	db, _ := openTest(t, nil)
+	var all []string
+	for i := range 250 {
+		name := "user" + strconv.Itoa(1000 + i)[1:]
+		all = append(all, name)
+		mustCreate(t, db, User{Username: name})
+	}
+	mustCreate(t, db, User{Username: "zed"}) // matches no "user" query
+	tests := []struct {
+		name          string
+		offset, limit int
+		want          []string
+	}{
+		{"first page", 0, 10, all[:10]},
+		{"second page", 10, 10, all[10:20]},
+		{"last, short page", 245, 10, all[245:]},
+		{"past the end", 300, 10, nil},
+		{"negative offset", -5, 3, all[:3]},
+		{"limit 0 is 1", 0, 0, all[:1]},
+		{"negative limit is 1", 7, -1, all[7:8]},
+		{"limit capped", 0, 1000, all[:MaxSearchLimit]},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			users, total, err := db.SearchUsers("USER", tc.offset, tc.limit)
+			var got []string
+			for _, u := range users {
+				got = append(got, u.Username)
+			}
+			if err != nil || total != len(all) || !slices.Equal(got, tc.want) {
+				t.Errorf("got %d users %.3q…, total %d, %v; want %d users %.3q…, total %d",
+					len(got), got, total, err, len(tc.want), tc.want, len(all))
+			}
+		})
+	}
+}
+
+// A version-1 file gains the token buckets, and its users' addresses,
+// all set by admins, count as verified.
+func TestMigrationFromVersion1(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "v1.db")
+	raw, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = raw.Update(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketMeta, bucketUsers, bucketEmails, bucketSessions, bucketUserSessions} {
+			if _, err := tx.CreateBucket(b); err != nil {
+				return err
+			}
+		}
+		put := func(b, k, v string) error { return tx.Bucket([]byte(b)).Put([]byte(k), []byte(v)) }
+		return errors.Join(
+			put("meta", "schema", "1"),
+			put("users", "alice", `{"username":"alice","email":"alice@example.com","roles":["admin"],"created":"2020-01-01T00:00:00Z","version":4}`),
+			put("emails", "alice@example.com", "alice"),
+			put("users", "bob", `{"username":"bob","created":"2020-01-01T00:00:00Z","version":1}`),
+		)
+	})
+	raw.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := openAt(t, path, nil)
+	if v, err := db.SchemaVersion(); v != 2 || err != nil {
+		t.Errorf("SchemaVersion = %d, %v; want 2", v, err)
+	}
+	if u, err := db.User("alice"); err != nil || !u.EmailVerified || u.Version != 4 {
+		t.Errorf("alice: verified %v version %d, %v; want true 4", u.EmailVerified, u.Version, err)
+	}
+	if u, err := db.User("bob"); err != nil || u.EmailVerified {
+		t.Errorf("bob (no email): verified %v, %v; want false", u.EmailVerified, err)
+	}
+	tok, err := db.CreateToken("bob", PurposeInvite, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := db.ConsumeToken(tok, PurposeInvite); got != "bob" || err != nil {
+		t.Errorf("token in a migrated file: %q, %v", got, err)
+	}
 }

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,6 +14,26 @@ import (
 
 // User is an account. Values returned by *DB are copies, but Roles is
 // shared with the cache: callers must not modify it in place.
+//
+// Three fields gate what an account may do; the store records them, the
+// sign-in and admin code enforce them:
+//
+//   - Disabled: switched off by an admin. Cannot sign in.
+//   - Pending: registered through the sign-up page and waiting for an admin
+//     to approve the account (clear Pending). Cannot sign in, and does not
+//     count as an admin for ErrLastAdmin. Users created by an admin, the
+//     CLI or an import are never pending.
+//   - EmailVerified: the owner of Email proved they read it, by following
+//     a PurposeVerify link (VerifyEmail sets it). An address an admin typed
+//     or imported counts as verified: whoever creates such a user sets it
+//     true, and the schema 2 migration set it for every user that had an
+//     email before registration existed. Self-registration leaves it false.
+//     It is meaningless while Email is "". The store does not clear it when
+//     Email changes, because it cannot tell an admin's correction from the
+//     user's own change: code that changes Email on the user's behalf
+//     clears it in the same UpdateUser. Any change of Email ends the user's
+//     pending tokens (see CreateToken), so an old link never vouches for a
+//     new address.
 type User struct {
 	Username        string    `json:"username"`        // canonical: see CanonicalUsername
 	Email           string    `json:"email,omitempty"` // canonical lower case; unique; "" for none
@@ -20,6 +41,8 @@ type User struct {
 	PasswordHash    string    `json:"password_hash,omitempty"`
 	Roles           []string  `json:"roles,omitempty"` // sorted, unique
 	Disabled        bool      `json:"disabled,omitempty"`
+	Pending         bool      `json:"pending,omitempty"`        // awaiting an admin's approval: cannot sign in
+	EmailVerified   bool      `json:"email_verified,omitempty"` // Email is known to reach the user
 	Created         time.Time `json:"created"`
 	LastSignIn      time.Time `json:"last_sign_in,omitzero"`
 	PasswordChanged time.Time `json:"password_changed,omitzero"`
@@ -27,6 +50,39 @@ type User struct {
 	LastFailure     time.Time `json:"last_failure,omitzero"`
 	LockedUntil     time.Time `json:"locked_until,omitzero"`
 	Version         uint64    `json:"version"` // bumped by every change
+}
+
+// AdminRole is the role of the gateway's administrators. The store keeps
+// at least one active admin (see ErrLastAdmin) once there is one: an admin
+// who demotes, disables or deletes the last admin account, or themself,
+// would otherwise lock everyone out of the admin pages until someone with
+// shell access runs the CLI.
+const AdminRole = "admin"
+
+// activeAdmin reports whether u counts as an admin who can act: role
+// AdminRole, not disabled and not pending approval.
+func (u *User) activeAdmin() bool {
+	return !u.Disabled && !u.Pending && slices.Contains(u.Roles, AdminRole)
+}
+
+// otherActiveAdmin reports whether some user other than name is an active
+// admin. It reads the transaction, never the cache, so a concurrent change
+// cannot slip between the count and the write.
+func otherActiveAdmin(tx *bolt.Tx, name string) (bool, error) {
+	c := tx.Bucket(bucketUsers).Cursor()
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		if string(k) == name || !bytes.Contains(v, []byte(`"`+AdminRole+`"`)) {
+			continue // cheap pre-filter: an admin's JSON names the role
+		}
+		var u User
+		if err := json.Unmarshal(v, &u); err != nil {
+			return false, fmt.Errorf("store: user %q is unreadable: %w", k, err)
+		}
+		if u.activeAdmin() {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // CanonicalUsername trims and lower-cases a username and checks it: 1 to
@@ -238,7 +294,10 @@ func (db *DB) CountUsers() (int, error) {
 
 // UpdateUser changes a user in one transaction. fn may change anything
 // but Username; the email index is kept, Version bumped. The new value is
-// returned, and visible to every later read.
+// returned, and visible to every later read. ErrLastAdmin, changing
+// nothing, when the change would leave no active admin (see AdminRole).
+// A new Email ends all the user's tokens, a new PasswordHash their
+// PurposeReset tokens (see CreateToken).
 func (db *DB) UpdateUser(username string, fn func(u *User) error) (User, error) {
 	name, err := CanonicalUsername(username)
 	if err != nil {
@@ -259,6 +318,25 @@ func (db *DB) UpdateUser(username string, fn func(u *User) error) (User, error) 
 		if err := u.canonicalize(); err != nil {
 			return err
 		}
+		if old.activeAdmin() && !u.activeAdmin() {
+			ok, err := otherActiveAdmin(tx, name)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				return fmt.Errorf("%w (user %q is the last one)", ErrLastAdmin, name)
+			}
+		}
+		switch {
+		case u.Email != old.Email: // every link went to the old address
+			if err := deleteUserTokens(tx, name, ""); err != nil {
+				return err
+			}
+		case u.PasswordHash != old.PasswordHash: // a reset link has nothing left to do
+			if err := deleteUserTokens(tx, name, PurposeReset); err != nil {
+				return err
+			}
+		}
 		u.Version = old.Version + 1
 		next = &u
 		return putUser(tx, old, &u)
@@ -270,7 +348,8 @@ func (db *DB) UpdateUser(username string, fn func(u *User) error) (User, error) 
 	return *next, nil
 }
 
-// DeleteUser removes a user and every session of theirs.
+// DeleteUser removes a user and every session and token of theirs.
+// ErrLastAdmin, deleting nothing, when they are the last active admin.
 func (db *DB) DeleteUser(username string) error {
 	name, err := CanonicalUsername(username)
 	if err != nil {
@@ -282,6 +361,15 @@ func (db *DB) DeleteUser(username string) error {
 		if err != nil {
 			return err
 		}
+		if u.activeAdmin() {
+			ok, err := otherActiveAdmin(tx, name)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				return fmt.Errorf("%w (user %q is the last one)", ErrLastAdmin, name)
+			}
+		}
 		if u.Email != "" {
 			if err := tx.Bucket(bucketEmails).Delete([]byte(u.Email)); err != nil {
 				return err
@@ -290,10 +378,13 @@ func (db *DB) DeleteUser(username string) error {
 		if keys, err = deleteUserSessions(tx, name, [32]byte{}); err != nil {
 			return err
 		}
+		if err := deleteUserTokens(tx, name, ""); err != nil {
+			return err
+		}
 		return tx.Bucket(bucketUsers).Delete([]byte(name))
 	})
-	if errors.Is(err, ErrNotFound) {
-		return err
+	if errors.Is(err, ErrNotFound) || errors.Is(err, ErrLastAdmin) {
+		return err // nothing changed
 	}
 	db.mu.Lock()
 	delete(db.users, name)
@@ -303,4 +394,40 @@ func (db *DB) DeleteUser(username string) error {
 	db.gen++
 	db.mu.Unlock()
 	return err
+}
+
+// MaxSearchLimit bounds one page of SearchUsers.
+const MaxSearchLimit = 200
+
+// SearchUsers returns one page of the users whose username, email or
+// display name contains query, ignoring case ("" matches everyone),
+// ordered by username, and how many match in all. offset counts matches
+// to skip (below 0: none); limit is clamped to 1..MaxSearchLimit.
+func (db *DB) SearchUsers(query string, offset, limit int) (users []User, total int, err error) {
+	q := strings.ToLower(strings.TrimSpace(query))
+	offset = max(offset, 0)
+	limit = min(max(limit, 1), MaxSearchLimit)
+	err = db.bolt.View(func(tx *bolt.Tx) error {
+		// Keys are canonical usernames, ASCII, so bbolt's byte order is
+		// username order.
+		return tx.Bucket(bucketUsers).ForEach(func(k, v []byte) error {
+			var u User
+			if err := json.Unmarshal(v, &u); err != nil {
+				return fmt.Errorf("store: user %q is unreadable: %w", k, err)
+			}
+			if q != "" && !strings.Contains(u.Username, q) && !strings.Contains(u.Email, q) &&
+				!strings.Contains(strings.ToLower(u.DisplayName), q) {
+				return nil
+			}
+			if total >= offset && len(users) < limit {
+				users = append(users, u)
+			}
+			total++
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	return users, total, nil
 }
