@@ -177,11 +177,18 @@ func setForwarded(pr *httputil.ProxyRequest, info *reqInfo, scheme string) {
 }
 
 // setIdentity sets the identity headers of a signed-in user.
+// The email is sent only once its owner confirmed it (or an admin entered
+// it): a self-registered address nobody confirmed must not reach an app
+// that trusts Remote-Email.
 func setIdentity(h http.Header, names Headers, u *store.User) {
-	vals := [4]string{headerValue(u.Username), headerValue(u.Email), headerValue(strings.Join(u.Roles, ",")), headerValue(u.DisplayName)}
+	email := ""
+	if u.EmailVerified {
+		email = u.Email
+	}
+	vals := [4]string{headerValue(u.Username), headerValue(email), headerValue(strings.Join(u.Roles, ",")), headerValue(u.DisplayName)}
 	all := vals[:]
 	for i, name := range [4]string{names.User, names.Email, names.Groups, names.Name} {
-		if name != "" {
+		if name != "" && (i != 1 || email != "") {
 			h[name] = all[i : i+1 : i+1]
 		}
 	}

@@ -97,8 +97,9 @@ func (u *upstream) last(t *testing.T) seen {
 }
 
 var testUsers = map[string]*store.User{
-	"alice": {Username: "alice", Email: "alice@example.com", DisplayName: "Alice Liddell", Roles: []string{"admin", "staff"}},
-	"bob":   {Username: "bob", Email: "bob@example.com", Roles: []string{"staff"}},
+	"alice": {Username: "alice", Email: "alice@example.com", EmailVerified: true, DisplayName: "Alice Liddell", Roles: []string{"admin", "staff"}},
+	"bob":   {Username: "bob", Email: "bob@example.com", EmailVerified: true, Roles: []string{"staff"}},
+	"eve":   {Username: "eve", Email: "ceo@example.com", Roles: []string{"staff"}}, // registered, never confirmed
 }
 
 // testRules protect app.test: public assets, an admin area, a read-only
@@ -253,6 +254,24 @@ func TestIdentityHeadersSetFromTheStore(t *testing.T) {
 		if got := h.Values(k); len(got) != 1 || got[0] != v {
 			t.Errorf("%s = %q, want [%q]", k, got, v)
 		}
+	}
+}
+
+// An address its owner never confirmed is not vouched for upstream, and a
+// spoofed one from the client is still removed.
+func TestUnconfirmedEmailIsNotSentUpstream(t *testing.T) {
+	up := newUpstream(t, nil)
+	_, gw := newGateway(t, up, gatewayOpts{})
+	resp, _ := raw(t, addr(gw), get("/home", "app.test", "Cookie: "+testCookie+"=eve", "Remote-Email: ceo@example.com"))
+	if resp.StatusCode != 200 {
+		t.Fatalf("status = %d", resp.StatusCode)
+	}
+	h := up.last(t).Header
+	if got := h.Values("Remote-Email"); len(got) != 0 {
+		t.Errorf("Remote-Email = %q for an unconfirmed address", got)
+	}
+	if h.Get("Remote-User") != "eve" {
+		t.Errorf("Remote-User = %q", h.Get("Remote-User"))
 	}
 }
 
