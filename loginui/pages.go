@@ -31,6 +31,13 @@ type page struct {
 	Message  string
 	Back     string
 	BackText string
+	Account  *accountPage // the account page's own data
+	Admin    *adminData   // the admin console's own data
+	Flow     *flowPage    // registration, reset, verification and invitation pages
+
+	// Links the sign-in page offers, set by render from the configuration.
+	SignUp bool // "Create an account": registration is open
+	Forgot bool // "Forgot your password?": reset by mail works
 }
 
 // securityHeaders go on every gateway page (SPEC §9).
@@ -49,6 +56,7 @@ func (u *UI) securityHeaders(h http.Header) {
 // first, so a template error is a clean 500, never half a page.
 func (u *UI) render(w http.ResponseWriter, status int, name string, p page) {
 	p.Brand = pageBrand{Title: u.cfg.Brand.Title, HasLogo: len(u.cfg.Brand.Logo) > 0}
+	p.SignUp, p.Forgot = u.cfg.Registration, u.mailer != nil
 	var buf bytes.Buffer
 	if err := u.pages[name].ExecuteTemplate(&buf, "layout", p); err != nil {
 		u.log.Error("rendering page", "page", name, "err", err)

@@ -112,8 +112,8 @@ func (d *decodedCookies) put(value, id string) {
 }
 
 // Authenticate identifies the caller from the session cookie: nil for
-// anonymous, a bad or expired cookie, or a disabled or deleted user. An
-// error only for a technical failure.
+// anonymous, a bad or expired cookie, or a disabled, pending (awaiting
+// approval) or deleted user. An error only for a technical failure.
 func (u *UI) Authenticate(r *http.Request) (*store.User, error) {
 	id := u.sessionID(r)
 	if id == "" {
@@ -131,7 +131,7 @@ func (u *UI) Authenticate(r *http.Request) (*store.User, error) {
 	} else if err != nil {
 		return nil, err
 	}
-	if user.Disabled {
+	if user.Disabled || user.Pending {
 		return nil, nil
 	}
 	if err := u.db.TouchSession(id, u.now()); err != nil && !errors.Is(err, store.ErrNotFound) {

@@ -173,9 +173,10 @@ func (u *UI) guardedCheck(r *http.Request, login, password string) (store.User, 
 // checkPassword verifies password for user (nil: no such user). Every
 // failure is ErrSignInFailed, and every path costs one password hash, so
 // neither the answer nor its timing tells whether the account exists, is
-// disabled or is locked.
+// disabled, is pending approval or is locked.
 func (u *UI) checkPassword(_ context.Context, user *store.User, password string) (store.User, error) {
-	if user == nil || len(password) > maxPassword || password == "" {
+	// An invited user who has not chosen a password yet has no hash.
+	if user == nil || user.PasswordHash == "" || len(password) > maxPassword || password == "" {
 		store.VerifyDummy(password[:min(len(password), maxPassword)])
 		return store.User{}, ErrSignInFailed
 	}
@@ -188,7 +189,7 @@ func (u *UI) checkPassword(_ context.Context, user *store.User, password string)
 		return store.User{}, err
 	}
 	now := u.now()
-	if !ok || user.Disabled || user.LockedUntil.After(now) {
+	if !ok || user.Disabled || user.Pending || user.LockedUntil.After(now) {
 		return store.User{}, ErrSignInFailed
 	}
 	var newHash string

@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	texttemplate "text/template"
 	"time"
 
@@ -47,6 +48,17 @@ type Config struct {
 	HSTS        bool          // Strict-Transport-Security on gateway pages
 	Brand       Brand
 	Limits      Limits // sign-in rate limits, lockout and the hashing gate
+
+	// PasswordMinLength is how many characters a new password needs at
+	// least; 0 (or anything below 8, NIST SP 800-63B's floor) means 8.
+	PasswordMinLength int
+
+	// Self-registration and mail links.
+	Registration         bool          // /.gatehouse/register is open; default off
+	RegistrationApproval bool          // new accounts wait for an admin's approval (store.User.Pending)
+	DefaultRoles         []string      // roles a self-registered account gets
+	TokenTTL             time.Duration // lifetime of reset and verification links; default 1h
+	InviteTTL            time.Duration // lifetime of invitation links; default 72h
 }
 
 // Deps are what the UI needs from the rest of the gateway.
@@ -56,6 +68,7 @@ type Deps struct {
 	Now       func() time.Time                 // nil: time.Now
 	ClientIP  func(r *http.Request) netip.Addr // trusted-proxy-aware client address
 	IsAppHost func(host string) bool           // a configured app host (follows reloads)
+	Mailer    Mailer                           // nil: no mail (no reset by mail, no invitations, no verification)
 }
 
 // UI serves the gateway's pages and checks sessions.
@@ -75,6 +88,8 @@ type UI struct {
 	pages      map[string]*template.Template
 	css        []byte
 	handler    http.Handler
+	mailer     Mailer         // nil: no mail
+	background sync.WaitGroup // mails sent after the answer (see sendLater)
 }
 
 var colorRE = regexp.MustCompile(`^#[0-9a-fA-F]{6}$`)
@@ -123,6 +138,23 @@ func New(cfg Config, deps Deps) (*UI, error) {
 	if len(cfg.Brand.Logo) > 0 && !strings.HasPrefix(cfg.Brand.LogoType, "image/") {
 		return nil, fmt.Errorf("the logo's media type %q is not an image type", cfg.Brand.LogoType)
 	}
+	if cfg.TokenTTL == 0 {
+		cfg.TokenTTL = time.Hour
+	}
+	if cfg.InviteTTL == 0 {
+		cfg.InviteTTL = 72 * time.Hour
+	}
+	if cfg.TokenTTL < 0 || cfg.InviteTTL < 0 {
+		return nil, errors.New("the lifetimes of mailed links must be positive")
+	}
+	for _, role := range cfg.DefaultRoles {
+		if !roleRE.MatchString(role) {
+			return nil, fmt.Errorf("default role %q is not a role name (letters, digits, '.', '_', ':' or '-')", role)
+		}
+		if role == store.AdminRole {
+			return nil, errors.New("the admin role cannot be a default role: everyone who registers would administer the gateway")
+		}
+	}
 	if deps.Now == nil {
 		deps.Now = time.Now
 	}
@@ -133,6 +165,7 @@ func New(cfg Config, deps Deps) (*UI, error) {
 		csrfKey:    deriveKey(cfg.Secrets[0], "csrf", 32),
 		pages:      map[string]*template.Template{},
 		guard:      newGuard(cfg.Limits),
+		mailer:     deps.Mailer,
 	}
 	if cfg.Domain == "" {
 		// __Host- makes browsers refuse the cookie unless it is Secure,
@@ -208,6 +241,9 @@ func (u *UI) routes() http.Handler {
 	mux.Handle("POST /.gatehouse/login", post(u.login))
 	mux.HandleFunc("GET /.gatehouse/logout", u.logoutPage)
 	mux.Handle("POST /.gatehouse/logout", post(u.logout))
+	u.adminRoutes(mux, post)
+	u.accountRoutes(mux, post)
+	u.mailRoutes(mux, post)
 	mux.HandleFunc("GET /.gatehouse/static/style.css", u.style)
 	mux.HandleFunc("GET /.gatehouse/static/logo", u.logo)
 	mux.HandleFunc(notFoundPattern, func(w http.ResponseWriter, r *http.Request) { u.Error(w, r, http.StatusNotFound) })
