@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Runs every test: vet, unit, fuzz seed corpora, end-to-end and browser
-# tests. Installs what the tests need (Debian's Chromium) when missing.
+# tests. Installs what the tests need (Debian's Chromium, the sqlite3 shell
+# for the migration docs' query) when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export GOTOOLCHAIN=local
 
 need_apt=()
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+command -v sqlite3 >/dev/null 2>&1 || need_apt+=(sqlite3)
 if [ ${#need_apt[@]} -gt 0 ]; then
-  echo "installing ${need_apt[*]} for the browser tests"
+  echo "installing ${need_apt[*]} for the tests"
   sudo=""
   [ "$(id -u)" = 0 ] || sudo="sudo"
   $sudo apt-get update -qq

@@ -1,12 +1,15 @@
 package main
 
 import (
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gatehouse-auth/gatehouse/store"
 )
 
 func TestUserCommandsWithoutAGateway(t *testing.T) {
@@ -20,6 +23,7 @@ func TestUserCommandsWithoutAGateway(t *testing.T) {
 	if !strings.Contains(out, "alice") || !strings.Contains(out, "alice@example.com") || !strings.Contains(out, "reader,staff,writer") {
 		t.Errorf("list:\n%s", out)
 	}
+	mustCLI(t, "", "user", "add", "root", "-config", cfg, "-role", "admin") // so alice is not the last admin
 	mustCLI(t, "", "user", "roles", "ALICE", "-config", cfg, "-set", "admin")
 	mustCLI(t, "", "user", "disable", "alice", "-config", cfg)
 	out = mustCLI(t, "", "user", "show", "alice", "-config", cfg)
@@ -228,5 +232,99 @@ func TestReloadSwapsRulesAndRefusesBrokenConfigs(t *testing.T) {
 	refused := g.logs.logLines(t, "config reload refused; the previous config keeps serving")
 	if len(refused) != 1 || !strings.Contains(refused[0]["err"].(string), "config.yaml:8: allow: \"maybe\" is not public or authenticated") {
 		t.Errorf("refused reload log: %v", refused)
+	}
+}
+
+// TestLastAdminIsRefusedInOneLine: the store refuses to leave no enabled
+// admin; the CLI says so in words, exit 1, and changes nothing.
+func TestLastAdminIsRefusedInOneLine(t *testing.T) {
+	cfg := writeE2EConfig(t, t.TempDir(), "")
+	mustCLI(t, "", "user", "add", "alice", "-config", cfg, "-role", "admin,staff")
+	const want = "gatehouse: alice is the last enabled admin; make another user admin first\n"
+	for _, args := range [][]string{
+		{"user", "delete", "alice"},
+		{"user", "disable", "Alice"},
+		{"user", "roles", "alice", "-set", "staff"},
+	} {
+		t.Run(args[1], func(t *testing.T) {
+			code, out, errOut := runCLI(t, "", append(args, "-config", cfg)...)
+			if code != 1 || errOut != want || out != "" {
+				t.Errorf("exit %d, stdout %q, stderr %q; want exit 1 and stderr %q", code, out, errOut, want)
+			}
+		})
+	}
+	if out := mustCLI(t, "", "user", "show", "alice", "-config", cfg); !strings.Contains(out, "admin,staff") || !strings.Contains(out, "active") {
+		t.Errorf("a refused change changed alice:\n%s", out)
+	}
+
+	// An import that would demote her is refused the same way.
+	file := filepath.Join(t.TempDir(), "users.csv")
+	if err := os.WriteFile(file, []byte("username,email,roles,password_hash\nalice,,staff,"+testVectorPBKDF2+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errOut := runCLI(t, "", "user", "import", file, "-config", cfg)
+	if code != 1 || !strings.Contains(errOut, "users.csv:2: alice is the last enabled admin; make another user admin first") {
+		t.Errorf("import demoting the last admin: exit %d, stderr %q", code, errOut)
+	}
+
+	mustCLI(t, "", "user", "add", "bob", "-config", cfg, "-role", "admin")
+	mustCLI(t, "", "user", "disable", "alice", "-config", cfg) // bob is an admin now
+}
+
+// TestAdminEnteredEmailsCountAsVerified: an address typed by an admin or
+// imported from the app being protected counts as verified (see
+// store.User.EmailVerified); removing it clears the flag.
+func TestAdminEnteredEmailsCountAsVerified(t *testing.T) {
+	cfg := writeE2EConfig(t, t.TempDir(), "")
+	user := func(name string) store.User {
+		t.Helper()
+		c, err := loadConfig(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		db, err := store.Open(c.DBPath(), store.Options{Timeout: time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		u, err := db.User(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return u
+	}
+	mustCLI(t, "", "user", "add", "alice", "-config", cfg, "-email", "Alice@Example.com")
+	mustCLI(t, "", "user", "add", "bob", "-config", cfg)
+	if u := user("alice"); !u.EmailVerified {
+		t.Errorf("user add -email: %+v, want the email verified", u)
+	}
+	if u := user("bob"); u.EmailVerified {
+		t.Errorf("user add without -email: %+v, want nothing verified", u)
+	}
+	if out := mustCLI(t, "", "user", "show", "alice", "-config", cfg); !strings.Contains(out, "email verified:    yes") {
+		t.Errorf("user show does not say the email is verified:\n%s", out)
+	}
+
+	file := filepath.Join(t.TempDir(), "users.csv")
+	importCSV := func(rows string) {
+		t.Helper()
+		if err := os.WriteFile(file, []byte("username,email,roles,password_hash\n"+rows), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		mustCLI(t, "", "user", "import", file, "-config", cfg)
+	}
+	for _, step := range []struct {
+		name, rows, user string
+		want             bool
+	}{
+		{"new user", "carol,carol@example.com,,%s\n", "carol", true},
+		{"an email added", "bob,bob@example.com,,%s\n", "bob", true},
+		{"the email changed", "carol,carol@new.example.com,,%s\n", "carol", true},
+		{"the email removed", "carol,,,%s\n", "carol", false},
+	} {
+		importCSV(fmt.Sprintf(step.rows, testVectorPBKDF2))
+		if u := user(step.user); u.EmailVerified != step.want {
+			t.Errorf("import, %s: %s has email %q verified=%v, want %v", step.name, step.user, u.Email, u.EmailVerified, step.want)
+		}
 	}
 }

@@ -1,11 +1,14 @@
 package main
 
 import (
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"net/mail"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -18,6 +21,7 @@ import (
 	"github.com/gatehouse-auth/gatehouse/loginui"
 	"github.com/gatehouse-auth/gatehouse/policy"
 	"github.com/gatehouse-auth/gatehouse/proxy"
+	"github.com/gatehouse-auth/gatehouse/store"
 )
 
 // fileConfig mirrors the YAML file. Zero values mean "use the default".
@@ -28,6 +32,9 @@ type fileConfig struct {
 	} `yaml:"listen"`
 	TLS struct {
 		Mode     string `yaml:"mode"`
+		Email    string `yaml:"email"`
+		CA       string `yaml:"ca"`
+		CARoot   string `yaml:"ca_root"`
 		CertFile string `yaml:"cert_file"`
 		KeyFile  string `yaml:"key_file"`
 		HSTS     *bool  `yaml:"hsts"`
@@ -57,7 +64,12 @@ type fileConfig struct {
 			Queue       int      `yaml:"queue"`
 			Wait        Duration `yaml:"wait"`
 		} `yaml:"hashing"`
-		PasswordMinLength int `yaml:"password_min_length"`
+		PasswordMinLength    *int      `yaml:"password_min_length"`
+		Registration         bool      `yaml:"registration"`
+		RegistrationApproval bool      `yaml:"registration_approval"`
+		DefaultRoles         []string  `yaml:"default_roles"`
+		TokenTTL             *Duration `yaml:"token_ttl"`
+		InviteTTL            *Duration `yaml:"invite_ttl"`
 	} `yaml:"login"`
 	Headers struct {
 		User   *string `yaml:"user"`
@@ -76,6 +88,19 @@ type fileConfig struct {
 		Level  string `yaml:"level"`
 		Access *bool  `yaml:"access"`
 	} `yaml:"log"`
+	Mail struct {
+		Mode string `yaml:"mode"`
+		From string `yaml:"from"`
+		SMTP struct {
+			Host         string   `yaml:"host"`
+			Port         int      `yaml:"port"`
+			Username     string   `yaml:"username"`
+			Password     string   `yaml:"password"`
+			PasswordFile string   `yaml:"password_file"`
+			TLS          string   `yaml:"tls"`
+			Timeout      Duration `yaml:"timeout"`
+		} `yaml:"smtp"`
+	} `yaml:"mail"`
 	Apps []appConfig `yaml:"apps"`
 }
 
@@ -113,6 +138,8 @@ type Config struct {
 	MinPassword  int // shortest password the CLI accepts
 	AccessLog    bool
 	Hosts        []string // every app host, for certificates
+	Mail         mailConfig
+	Warnings     []*ConfigError // valid but probably not what was meant; validate prints them, serve logs them
 }
 
 // DBPath is the bbolt file inside the data directory.
@@ -138,6 +165,8 @@ func loadConfig(file string) (*Config, error) {
 		slices.SortStableFunc(v.errs, func(a, b error) int { return errLine(a) - errLine(b) })
 		return nil, errors.Join(v.errs...)
 	}
+	slices.SortStableFunc(v.warns, func(a, b *ConfigError) int { return a.Line - b.Line })
+	cfg.Warnings = v.warns
 	return cfg, nil
 }
 
@@ -164,14 +193,28 @@ func pathError(err error) error {
 }
 
 type validator struct {
-	file string
-	dir  string
-	pos  positions
-	errs []error
+	file  string
+	dir   string
+	pos   positions
+	errs  []error
+	warns []*ConfigError
 }
 
 // fail records an error at the line of key path (or its closest parent).
 func (v *validator) fail(path, format string, args ...any) {
+	v.errs = append(v.errs, v.at(path, fmt.Sprintf(format, args...)))
+}
+
+// warn records a warning (a whole sentence that names its keys) at the
+// line of key path: the file is valid, but probably not what was meant.
+func (v *validator) warn(path, msg string) {
+	w := v.at(path, "")
+	w.Msg = msg
+	v.warns = append(v.warns, w)
+}
+
+// at is a message about key path, at its line (or its closest parent's).
+func (v *validator) at(path, msg string) *ConfigError {
 	line := 0
 	for p := path; p != ""; {
 		if l, ok := v.pos[p]; ok {
@@ -184,7 +227,7 @@ func (v *validator) fail(path, format string, args ...any) {
 		}
 		p = p[:i]
 	}
-	v.errs = append(v.errs, &ConfigError{File: v.file, Line: line, Msg: path + ": " + fmt.Sprintf(format, args...)})
+	return &ConfigError{File: v.file, Line: line, Msg: path + ": " + msg}
 }
 
 // path resolves a file name relative to the config file's directory.
@@ -199,6 +242,10 @@ var (
 	tokenRE = regexp.MustCompile(`^[!#$%&'*+\-.^_|~0-9A-Za-z]+$`)
 	colorRE = regexp.MustCompile(`^#[0-9a-fA-F]{6}$`)
 	hostRE  = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$`)
+	// roleRE is one role name, as the admin console accepts it: roles
+	// travel upstream in a comma-separated header, so no commas, spaces or
+	// control characters.
+	roleRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$`)
 )
 
 func (v *validator) resolve(fc *fileConfig) *Config {
@@ -218,6 +265,25 @@ func (v *validator) resolve(fc *fileConfig) *Config {
 	cfg.TLS = proxy.TLSConfig{Mode: orDefault(fc.TLS.Mode, proxy.TLSSelfSigned), Dir: filepath.Join(cfg.DataDir, "tls")}
 	switch cfg.TLS.Mode {
 	case proxy.TLSSelfSigned, proxy.TLSOff:
+	case proxy.TLSACME:
+		cfg.TLS.Email, cfg.TLS.CA = fc.TLS.Email, fc.TLS.CA
+		if fc.TLS.Email != "" && !strings.Contains(fc.TLS.Email, "@") {
+			v.fail("tls.email", "%q is not an email address", fc.TLS.Email)
+		}
+		if fc.TLS.CA != "" {
+			if u, err := url.Parse(fc.TLS.CA); err != nil || u.Scheme != "https" || u.Host == "" {
+				v.fail("tls.ca", "%q is not an https:// ACME directory URL", fc.TLS.CA)
+			}
+		}
+		if fc.TLS.CARoot != "" {
+			pem, err := os.ReadFile(v.path(fc.TLS.CARoot))
+			if err != nil {
+				v.fail("tls.ca_root", "%v", pathError(err))
+			} else if !x509.NewCertPool().AppendCertsFromPEM(pem) {
+				v.fail("tls.ca_root", "%s holds no PEM certificate", fc.TLS.CARoot)
+			}
+			cfg.TLS.CARoots = pem
+		}
 	case proxy.TLSFiles:
 		cfg.TLS.CertFile, cfg.TLS.KeyFile = v.path(fc.TLS.CertFile), v.path(fc.TLS.KeyFile)
 		for _, kv := range [][2]string{{"tls.cert_file", cfg.TLS.CertFile}, {"tls.key_file", cfg.TLS.KeyFile}} {
@@ -229,7 +295,14 @@ func (v *validator) resolve(fc *fileConfig) *Config {
 			}
 		}
 	default:
-		v.fail("tls.mode", "%q is not a TLS mode (self-signed, files or off)", cfg.TLS.Mode)
+		v.fail("tls.mode", "%q is not a TLS mode (acme, self-signed, files or off)", cfg.TLS.Mode)
+	}
+	if cfg.TLS.Mode != proxy.TLSACME {
+		for _, kv := range [][2]string{{"tls.email", fc.TLS.Email}, {"tls.ca", fc.TLS.CA}, {"tls.ca_root", fc.TLS.CARoot}} {
+			if kv[1] != "" {
+				v.fail(kv[0], "only used with mode acme (the mode is %s)", cfg.TLS.Mode)
+			}
+		}
 	}
 	if cfg.TLS.Mode != proxy.TLSFiles && (fc.TLS.CertFile != "" || fc.TLS.KeyFile != "") {
 		v.fail("tls.cert_file", "cert_file and key_file are only used with mode files")
@@ -238,6 +311,10 @@ func (v *validator) resolve(fc *fileConfig) *Config {
 	v.session(fc, cfg)
 	v.login(fc, cfg)
 	v.proxy(fc, cfg)
+	v.mail(fc, cfg)
+	if cfg.Session.Registration && cfg.Mail.Mode == "" {
+		v.warn("login.registration", "login.registration without mail: new accounts cannot confirm their email and nobody can reset a password by mail (see docs/configuration.md#mail)")
+	}
 
 	switch strings.ToLower(orDefault(fc.Log.Level, "info")) {
 	case "debug":
@@ -288,7 +365,7 @@ func (v *validator) session(fc *fileConfig, cfg *Config) {
 		IdleTimeout: durationOr(s.IdleTimeout, time.Hour),
 		Lifetime:    durationOr(s.Lifetime, 12*time.Hour),
 		RememberMe:  720 * time.Hour,
-		HSTS:        cfg.TLS.Mode != proxy.TLSOff && (fc.TLS.HSTS == nil || *fc.TLS.HSTS),
+		HSTS:        hsts(cfg.TLS.Mode, fc.TLS.HSTS),
 	}
 	if s.RememberMe != nil {
 		cfg.Session.RememberMe = time.Duration(*s.RememberMe)
@@ -358,12 +435,73 @@ func (v *validator) login(fc *fileConfig, cfg *Config) {
 	}
 	lim.HashConcurrency, lim.HashQueue, lim.HashWait = l.Hashing.Concurrency, l.Hashing.Queue, time.Duration(l.Hashing.Wait)
 	cfg.MinPassword = 8
-	if n := l.PasswordMinLength; n != 0 {
-		if n < 8 || n > 64 {
-			v.fail("login.password_min_length", "must be between 8 and 64 (NIST SP 800-63B asks for at least 8)")
+	if n := l.PasswordMinLength; n != nil {
+		if *n < 8 || *n > 128 {
+			v.fail("login.password_min_length", "%d is not between 8 and 128 (NIST SP 800-63B asks for at least 8)", *n)
+		} else {
+			cfg.MinPassword = *n
 		}
-		cfg.MinPassword = n
 	}
+	ui := &cfg.Session
+	ui.PasswordMinLength = cfg.MinPassword
+	ui.Registration, ui.RegistrationApproval = l.Registration, l.RegistrationApproval
+	for i, r := range l.DefaultRoles {
+		key := fmt.Sprintf("login.default_roles[%d]", i)
+		switch {
+		case !roleRE.MatchString(r):
+			v.fail(key, "%q is not a role name (letters, digits, '.', '_', ':' and '-', at most 64, starting with a letter or digit)", r)
+		case r == store.AdminRole:
+			v.fail(key, "%q cannot be a default role: everyone who registers would administer the gateway", r)
+		case slices.Contains(ui.DefaultRoles, r):
+			v.fail(key, "%q is listed twice", r)
+		default:
+			ui.DefaultRoles = append(ui.DefaultRoles, r)
+		}
+	}
+	slices.Sort(ui.DefaultRoles)
+	if len(l.DefaultRoles) > maxDefaultRoles {
+		v.fail("login.default_roles", "more than %d roles", maxDefaultRoles)
+	}
+	ui.TokenTTL = v.ttl("login.token_ttl", l.TokenTTL, time.Hour, 5*time.Minute, 48*time.Hour)
+	ui.InviteTTL = v.ttl("login.invite_ttl", l.InviteTTL, 72*time.Hour, time.Hour, 720*time.Hour)
+	if !l.Registration {
+		if l.RegistrationApproval {
+			v.warn("login.registration_approval", "login.registration_approval has no effect while login.registration is off")
+		}
+		if len(l.DefaultRoles) > 0 {
+			v.warn("login.default_roles", "login.default_roles has no effect while login.registration is off (they are the roles of self-registered accounts)")
+		}
+	}
+}
+
+// maxDefaultRoles bounds login.default_roles, as the admin console bounds
+// a user's roles.
+const maxDefaultRoles = 32
+
+// ttl resolves a link lifetime: def when unset, an error outside lo..hi.
+func (v *validator) ttl(key string, set *Duration, def, lo, hi time.Duration) time.Duration {
+	if set == nil {
+		return def
+	}
+	d := time.Duration(*set)
+	if d < lo || d > hi {
+		v.fail(key, "%s is not between %s and %s", fmtDuration(d), fmtDuration(lo), fmtDuration(hi))
+		return def
+	}
+	return d
+}
+
+// fmtDuration writes whole hours and minutes the way a config file does
+// ("5m", "48h"), not as time.Duration.String ("5m0s", "48h0m0s").
+func fmtDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }
 
 func (v *validator) proxy(fc *fileConfig, cfg *Config) {
@@ -435,6 +573,87 @@ func (v *validator) proxy(fc *fileConfig, cfg *Config) {
 		return
 	}
 	cfg.Proxy.Policy = p
+	if cfg.TLS.Mode == proxy.TLSACME {
+		names := 0
+		for _, h := range cfg.Hosts {
+			if net.ParseIP(h) == nil {
+				names++
+			}
+		}
+		if names == 0 {
+			v.fail("tls.mode", "mode acme needs at least one app host that is a DNS name (certificates are not issued for IP addresses)")
+		}
+	}
+}
+
+func (v *validator) mail(fc *fileConfig, cfg *Config) {
+	m, s := fc.Mail, fc.Mail.SMTP
+	smtpSet := s.Host != "" || s.Port != 0 || s.Username != "" || s.Password != "" || s.PasswordFile != "" || s.TLS != "" || s.Timeout != 0
+	switch m.Mode {
+	case "":
+		if m.From != "" || smtpSet {
+			v.fail("mail.mode", "from and smtp are only used with mode smtp or file (leave mail out to send no mail)")
+		}
+		return
+	case mailModeSMTP, mailModeFile:
+	default:
+		v.fail("mail.mode", "%q is not a mail mode (smtp or file; leave it out to send no mail)", m.Mode)
+		return
+	}
+	cfg.Mail = mailConfig{Mode: m.Mode, From: m.From}
+	if m.From == "" && m.Mode == mailModeFile {
+		cfg.Mail.From = "Gatehouse <gatehouse@localhost>"
+	}
+	if m.From == "" && m.Mode == mailModeSMTP {
+		v.fail("mail.mode", "mode smtp needs from (the sender address, e.g. \"Gatehouse <noreply@example.com>\")")
+	} else if a, err := mail.ParseAddress(cfg.Mail.From); err != nil || strings.Count(a.Address, "@") != 1 {
+		v.fail("mail.from", "%q is not an address like noreply@example.com or \"Gatehouse <noreply@example.com>\"", m.From)
+	}
+	if m.Mode == mailModeFile {
+		if smtpSet {
+			v.fail("mail.smtp", "only used with mode smtp")
+		}
+		return
+	}
+	c := &cfg.Mail
+	c.Host, c.Username, c.Password = s.Host, s.Username, s.Password
+	c.TLS = orDefault(s.TLS, smtpSTARTTLS)
+	c.Timeout = durationOr(s.Timeout, 10*time.Second)
+	host := strings.ToLower(s.Host)
+	switch {
+	case s.Host == "":
+		v.fail("mail.mode", "mode smtp needs smtp.host")
+	case net.ParseIP(host) == nil && !hostRE.MatchString(host):
+		v.fail("mail.smtp.host", "%q is not a host name or IP address (the port goes in mail.smtp.port)", s.Host)
+	}
+	switch c.TLS {
+	case smtpSTARTTLS, smtpTLS, smtpOpportunistic, smtpNone:
+	default:
+		v.fail("mail.smtp.tls", "%q is not a TLS policy (starttls, tls, opportunistic or none)", s.TLS)
+	}
+	c.Port = s.Port
+	if c.Port == 0 {
+		c.Port = defaultSMTPPort(c.TLS)
+	} else if c.Port < 1 || c.Port > 65535 {
+		v.fail("mail.smtp.port", "%d is not a port (1-65535)", s.Port)
+	}
+	if s.Password != "" && s.PasswordFile != "" {
+		v.fail("mail.smtp.password", "set password or password_file, not both")
+	}
+	if s.PasswordFile != "" {
+		data, err := os.ReadFile(v.path(s.PasswordFile))
+		if err != nil {
+			v.fail("mail.smtp.password_file", "%v", pathError(err))
+			return
+		}
+		c.Password = strings.TrimRight(string(data), "\r\n")
+	}
+	if (c.Username == "") != (c.Password == "") {
+		v.fail("mail.smtp.username", "username and password go together (set both, or neither to send without AUTH)")
+	}
+	if c.TLS == smtpNone && c.Username != "" && host != "localhost" && host != "127.0.0.1" && host != "::1" {
+		v.fail("mail.smtp.tls", "none would send the password unencrypted to %s: use starttls or tls (none with a password is only for a relay on localhost)", s.Host)
+	}
 }
 
 func parsePrefix(s string) (netip.Prefix, error) {
@@ -461,4 +680,18 @@ func durationOr(d Duration, def time.Duration) time.Duration {
 		return def
 	}
 	return time.Duration(d)
+}
+
+// hsts decides Strict-Transport-Security: on by default with certificates
+// browsers trust (acme, files), off with self-signed ones (a browser cannot
+// click through a warning for an HSTS host), never without TLS.
+func hsts(mode string, set *bool) bool {
+	switch {
+	case mode == proxy.TLSOff:
+		return false
+	case set != nil:
+		return *set
+	default:
+		return mode == proxy.TLSACME || mode == proxy.TLSFiles
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -119,5 +120,173 @@ func TestExampleConfigIsValid(t *testing.T) {
 	}
 	if len(cfg.Proxy.Apps) != 1 || cfg.Proxy.Apps[0].Upstream != proxy.EchoUpstream {
 		t.Errorf("example apps = %+v, want the echo app", cfg.Proxy.Apps)
+	}
+}
+
+func TestMailConfig(t *testing.T) {
+	const apps = "apps:\n  - host: localhost\n    upstream: echo\n"
+	pwFile := filepath.Join(t.TempDir(), "smtp-password")
+	if err := os.WriteFile(pwFile, []byte(" pass word \n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("GH_TEST_SMTP_PASSWORD_FILE", pwFile)
+	tests := []struct {
+		name, yaml string
+		want       mailConfig
+	}{
+		{"no mail section", "", mailConfig{}},
+		{"smtp defaults, password from a file",
+			"mail:\n  mode: smtp\n  from: Acme <noreply@example.com>\n  smtp:\n    host: smtp.example.com\n    username: gatehouse\n    password_file: ${GH_TEST_SMTP_PASSWORD_FILE}\n",
+			mailConfig{Mode: "smtp", From: "Acme <noreply@example.com>", Host: "smtp.example.com", Port: 587,
+				Username: "gatehouse", Password: " pass word ", TLS: "starttls", Timeout: 10 * time.Second}},
+		{"implicit TLS on 465",
+			"mail:\n  mode: smtp\n  from: noreply@example.com\n  smtp: {host: smtp.example.com, tls: tls, timeout: 3s}\n",
+			mailConfig{Mode: "smtp", From: "noreply@example.com", Host: "smtp.example.com", Port: 465, TLS: "tls", Timeout: 3 * time.Second}},
+		{"local relay, plain, with a password",
+			"mail:\n  mode: smtp\n  from: noreply@example.com\n  smtp: {host: localhost, port: 2525, tls: none, username: u, password: p}\n",
+			mailConfig{Mode: "smtp", From: "noreply@example.com", Host: "localhost", Port: 2525, Username: "u", Password: "p", TLS: "none", Timeout: 10 * time.Second}},
+		{"file outbox", "mail: {mode: file}\n", mailConfig{Mode: "file", From: "Gatehouse <gatehouse@localhost>"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := loadConfig(writeConfig(t, tc.yaml+apps))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.Mail != tc.want {
+				t.Errorf("mail = %+v\nwant   %+v", cfg.Mail, tc.want)
+			}
+		})
+	}
+}
+
+func TestMailConfigErrors(t *testing.T) {
+	const apps = "apps:\n  - host: localhost\n    upstream: echo\n"
+	for _, tc := range []struct{ name, yaml, want string }{
+		{"unknown mode", "mail: {mode: sendmail}\n", `:1: mail.mode: "sendmail" is not a mail mode (smtp or file; leave it out to send no mail)`},
+		{"settings without a mode", "mail:\n  from: noreply@example.com\n", ":1: mail.mode: from and smtp are only used with mode smtp or file"},
+		{"smtp without from and host", "mail:\n  mode: smtp\n", ":2: mail.mode: mode smtp needs from"},
+		{"smtp without host", "mail:\n  mode: smtp\n  from: a@example.com\n", ":2: mail.mode: mode smtp needs smtp.host"},
+		{"username without password", "mail:\n  mode: smtp\n  from: a@example.com\n  smtp:\n    host: mx.example.com\n    username: u\n",
+			":6: mail.smtp.username: username and password go together"},
+		{"password in the clear to a remote host", "mail:\n  mode: smtp\n  from: a@example.com\n  smtp: {host: mx.example.com, tls: none, username: u, password: p}\n",
+			":4: mail.smtp.tls: none would send the password unencrypted to mx.example.com"},
+		{"bad timeout", "mail:\n  mode: smtp\n  smtp:\n    timeout: fast\n", `:4: mail.smtp.timeout: "fast" is not a duration`},
+		{"two @", "mail: {mode: file, from: \"a@b@example.com\"}\n", `:1: mail.from: "a@b@example.com" is not an address`},
+		{"unknown key", "mail:\n  mode: smtp\n  smtp:\n    hostname: x\n", `:4: unknown key "hostname" in mail.smtp (known keys: host, password, password_file, port, timeout, tls, username)`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := loadConfig(writeConfig(t, tc.yaml+apps))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error = %v\nwant it to contain %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestLoginConfigDefaults(t *testing.T) {
+	cfg, err := loadConfig(writeConfig(t, "apps:\n  - host: localhost\n    upstream: echo\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := cfg.Session
+	if s.PasswordMinLength != 8 || cfg.MinPassword != 8 {
+		t.Errorf("password minimum = %d (CLI %d), want 8", s.PasswordMinLength, cfg.MinPassword)
+	}
+	if s.Registration || s.RegistrationApproval || s.DefaultRoles != nil {
+		t.Errorf("registration = %v, approval = %v, default roles = %q; want off, off, none", s.Registration, s.RegistrationApproval, s.DefaultRoles)
+	}
+	if s.TokenTTL != time.Hour || s.InviteTTL != 72*time.Hour {
+		t.Errorf("token_ttl = %s, invite_ttl = %s; want 1h, 72h", s.TokenTTL, s.InviteTTL)
+	}
+	if len(cfg.Warnings) != 0 {
+		t.Errorf("warnings for a minimal config: %v", cfg.Warnings)
+	}
+}
+
+func TestLoginConfigMapsToLoginUI(t *testing.T) {
+	cfg, err := loadConfig(writeConfig(t, `login:
+  password_min_length: 12
+  registration: true
+  registration_approval: true
+  default_roles: [staff, reader]
+  token_ttl: 30m
+  invite_ttl: 168h
+mail: { mode: file }
+apps:
+  - host: localhost
+    upstream: echo
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := cfg.Session
+	if s.PasswordMinLength != 12 || cfg.MinPassword != 12 {
+		t.Errorf("password minimum = %d (CLI %d), want 12", s.PasswordMinLength, cfg.MinPassword)
+	}
+	if !s.Registration || !s.RegistrationApproval {
+		t.Errorf("registration = %v, approval = %v; want both on", s.Registration, s.RegistrationApproval)
+	}
+	if want := []string{"reader", "staff"}; !slices.Equal(s.DefaultRoles, want) {
+		t.Errorf("default roles = %q, want %q", s.DefaultRoles, want)
+	}
+	if s.TokenTTL != 30*time.Minute || s.InviteTTL != 168*time.Hour {
+		t.Errorf("token_ttl = %s, invite_ttl = %s; want 30m, 168h", s.TokenTTL, s.InviteTTL)
+	}
+	if len(cfg.Warnings) != 0 {
+		t.Errorf("warnings with mail configured: %v", cfg.Warnings)
+	}
+}
+
+func TestLoginConfigBounds(t *testing.T) {
+	const apps = "apps:\n  - host: localhost\n    upstream: echo\n"
+	for _, tc := range []struct{ name, yaml, want string }{
+		{"explicit zero length", "login: {password_min_length: 0}\n", ":1: login.password_min_length: 0 is not between 8 and 128"},
+		{"too long", "login: {password_min_length: 129}\n", ":1: login.password_min_length: 129 is not between 8 and 128"},
+		{"token_ttl 0", "login: {token_ttl: 0s}\n", ":1: login.token_ttl: 0s is not between 5m and 48h"},
+		{"token_ttl above 48h", "login: {token_ttl: 49h}\n", ":1: login.token_ttl: 49h is not between 5m and 48h"},
+		{"invite_ttl below 1h", "login: {invite_ttl: 30m}\n", ":1: login.invite_ttl: 30m is not between 1h and 720h"},
+		{"role with a comma", "login:\n  default_roles: [\"a,b\"]\n", `:2: login.default_roles[0]: "a,b" is not a role name`},
+		{"not a list", "login:\n  default_roles: reader\n", `:2: login.default_roles: "reader" is not a list`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := loadConfig(writeConfig(t, tc.yaml+apps))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error = %v\nwant it to contain %q", err, tc.want)
+			}
+		})
+	}
+	for _, edge := range []string{"password_min_length: 8", "password_min_length: 128", "token_ttl: 5m", "token_ttl: 48h", "invite_ttl: 1h", "invite_ttl: 720h"} {
+		if _, err := loadConfig(writeConfig(t, "login: {"+edge+"}\n"+apps)); err != nil {
+			t.Errorf("%s refused: %v", edge, err)
+		}
+	}
+}
+
+// TestRegistrationWithoutMailWarns: a gateway that lets people register but
+// cannot mail them works, so validate and serve warn instead of refusing.
+func TestRegistrationWithoutMailWarns(t *testing.T) {
+	const want = "login.registration without mail: new accounts cannot confirm their email and nobody can reset a password by mail"
+	dir := t.TempDir()
+	file := writeE2EConfig(t, dir, "login:\n  registration: true\napps:\n  - host: localhost\n    upstream: echo\n"+e2eRules)
+	out := mustCLI(t, "", "validate", "-config", file)
+	if !strings.Contains(out, "warning: "+file+":5: "+want) {
+		t.Errorf("validate did not warn at the registration line:\n%s", out)
+	}
+	if !strings.HasSuffix(out, file+": ok (1 apps)\n") {
+		t.Errorf("validate did not end with ok:\n%s", out)
+	}
+	g := startGateway(t, file)
+	warned := false
+	for _, line := range g.logs.logLines(t, "config: "+want+" (see docs/configuration.md#mail)") {
+		warned = warned || line["at"] == file+":5"
+	}
+	if !warned {
+		t.Errorf("serve did not log the warning:\n%s", g.logs)
+	}
+
+	writeE2EConfig(t, dir, "login:\n  registration: true\nmail: {mode: file}\napps:\n  - host: localhost\n    upstream: echo\n"+e2eRules)
+	if out := mustCLI(t, "", "validate", "-config", file); strings.Contains(out, "warning") {
+		t.Errorf("warning with mail configured:\n%s", out)
 	}
 }

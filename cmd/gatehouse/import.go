@@ -72,12 +72,18 @@ func importUsers(db *store.DB, name string, data []byte, audit func(event, user 
 	}
 	created, updated := 0, 0
 	for _, r := range recs {
+		// An imported address counts as verified, like one an admin types
+		// (see store.User): the app it comes from already mailed it. An
+		// unchanged address keeps its state, as in the admin console.
 		_, err := db.UpdateUser(r.Username, func(u *store.User) error {
+			if u.Email != r.Email {
+				u.EmailVerified = r.Email != ""
+			}
 			u.Email, u.Roles, u.PasswordHash = r.Email, r.Roles, r.Hash
 			return nil
 		})
 		if errors.Is(err, store.ErrNotFound) {
-			err = db.CreateUser(store.User{Username: r.Username, Email: r.Email, Roles: r.Roles, PasswordHash: r.Hash})
+			err = db.CreateUser(store.User{Username: r.Username, Email: r.Email, EmailVerified: r.Email != "", Roles: r.Roles, PasswordHash: r.Hash})
 			if err == nil {
 				created++
 				audit("user_imported", r.Username)
@@ -89,6 +95,8 @@ func importUsers(db *store.DB, name string, data []byte, audit func(event, user 
 		if err != nil {
 			if errors.Is(err, store.ErrExists) {
 				err = fmt.Errorf("email %q belongs to another user", r.Email)
+			} else {
+				err = userError(r.Username, err)
 			}
 			return fmt.Sprintf("imported %d new and updated %d users before the error\n", created, updated),
 				fmt.Errorf("%s:%d: %w", name, r.line, err)

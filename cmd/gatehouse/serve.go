@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -69,6 +70,7 @@ type server struct {
 	log     *slog.Logger
 	db      *store.DB
 	ui      *loginui.UI
+	mailer  loginui.Mailer // nil when mail is off
 	gw      *proxy.Gateway
 	certs   *proxy.Certs
 	ls      proxy.Listeners
@@ -82,6 +84,7 @@ type server struct {
 func newServer(cfg *Config, log *slog.Logger, now func() time.Time) (_ *server, err error) {
 	s := &server{file: cfg.File, log: log, now: now}
 	s.cfg.Store(cfg)
+	s.logWarnings(cfg)
 	defer func() {
 		if err != nil {
 			s.close()
@@ -105,12 +108,19 @@ func newServer(cfg *Config, log *slog.Logger, now func() time.Time) (_ *server, 
 			return nil, err
 		}
 	}
+	// newMailer returns the loginui.Mailer interface itself, nil when mail
+	// is off: never a typed nil pointer, which the UI would take for a
+	// configured mailer.
+	if s.mailer, err = newMailer(cfg.Mail, cfg.DataDir, log); err != nil {
+		return nil, err
+	}
 	sessionCfg := cfg.Session
 	sessionCfg.Secrets = [][]byte{secret}
 	s.ui, err = loginui.New(sessionCfg, loginui.Deps{
-		DB:  s.db,
-		Log: log,
-		Now: now,
+		DB:     s.db,
+		Log:    log,
+		Now:    now,
+		Mailer: s.mailer,
 		ClientIP: func(r *http.Request) netip.Addr {
 			ip, _ := proxy.ClientIP(r, s.cfg.Load().Proxy.TrustedProxies)
 			return ip
@@ -206,6 +216,7 @@ func (s *server) run(ctx context.Context) error {
 	go s.purgeSessions(ctx)
 	go s.watchConfig(ctx)
 	err := proxy.Serve(ctx, s.gw, s.certs, s.ls, 30*time.Second, s.log)
+	s.ui.Drain() // mails still being sent after their answer (password reset)
 	s.log.Info("gatehouse stopped")
 	return err
 }
@@ -223,8 +234,9 @@ func (s *server) reload() {
 		return
 	}
 	old := s.cfg.Load()
-	if restartNeeded(old, next) {
-		s.log.Warn("config reloaded; changes to listen, tls, data_dir or session take effect after a restart")
+	s.logWarnings(next)
+	if changed := restartNeeded(old, next); len(changed) > 0 {
+		s.log.Warn("config reloaded; changes to "+strings.Join(changed, ", ")+" take effect after a restart", "sections", changed)
 		next = withStatic(old, next)
 	}
 	s.cfg.Store(next)
@@ -232,19 +244,50 @@ func (s *server) reload() {
 	s.log.Info("config reloaded", "apps", len(next.Proxy.Apps))
 }
 
-// restartNeeded reports whether parts that cannot change while running differ.
-func restartNeeded(old, next *Config) bool {
-	return old.HTTPSAddr != next.HTTPSAddr || old.HTTPAddr != next.HTTPAddr || old.DataDir != next.DataDir ||
-		old.TLS.Mode != next.TLS.Mode || old.TLS.CertFile != next.TLS.CertFile || old.TLS.KeyFile != next.TLS.KeyFile ||
-		string(old.Secret) != string(next.Secret) || old.Session.CookieName != next.Session.CookieName ||
-		old.Session.Domain != next.Session.Domain || old.Session.IdleTimeout != next.Session.IdleTimeout ||
-		old.Session.Lifetime != next.Session.Lifetime || old.Session.RememberMe != next.Session.RememberMe
+// logWarnings logs what validate would warn about the config.
+func (s *server) logWarnings(cfg *Config) {
+	for _, w := range cfg.Warnings {
+		s.log.Warn("config: "+w.Msg, "at", fmt.Sprintf("%s:%d", w.File, w.Line))
+	}
+}
+
+// restartNeeded lists the sections whose changes cannot apply while
+// running: listeners, certificates, the database and the logger are set up
+// once, and so are the sign-in pages (session, login, branding), the
+// mailer and the proxy's timeout. Only what proxy.Gateway.Swap takes
+// (apps, rules, headers, trusted proxies) changes on a reload.
+func restartNeeded(old, next *Config) []string {
+	var changed []string
+	add := func(differs bool, section string) {
+		if differs {
+			changed = append(changed, section)
+		}
+	}
+	o, n := old.Session, next.Session
+	add(old.HTTPSAddr != next.HTTPSAddr || old.HTTPAddr != next.HTTPAddr, "listen")
+	add(old.TLS.Mode != next.TLS.Mode || old.TLS.CertFile != next.TLS.CertFile || old.TLS.KeyFile != next.TLS.KeyFile ||
+		old.TLS.Email != next.TLS.Email || old.TLS.CA != next.TLS.CA || !bytes.Equal(old.TLS.CARoots, next.TLS.CARoots) ||
+		o.HSTS != n.HSTS, "tls")
+	add(old.DataDir != next.DataDir, "data_dir")
+	add(string(old.Secret) != string(next.Secret) || o.CookieName != n.CookieName || o.Domain != n.Domain ||
+		o.IdleTimeout != n.IdleTimeout || o.Lifetime != n.Lifetime || o.RememberMe != n.RememberMe, "session")
+	add(o.Limits != n.Limits || o.PasswordMinLength != n.PasswordMinLength || o.Registration != n.Registration ||
+		o.RegistrationApproval != n.RegistrationApproval || !slices.Equal(o.DefaultRoles, n.DefaultRoles) ||
+		o.TokenTTL != n.TokenTTL || o.InviteTTL != n.InviteTTL, "login")
+	add(o.Brand.Title != n.Brand.Title || o.Brand.Color != n.Brand.Color || o.Brand.LogoType != n.Brand.LogoType ||
+		!bytes.Equal(o.Brand.Logo, n.Brand.Logo), "branding")
+	add(old.Mail != next.Mail, "mail")
+	add(old.LogLevel != next.LogLevel || old.AccessLog != next.AccessLog, "log")
+	add(old.UpstreamTime != next.UpstreamTime, "upstream_timeout")
+	return changed
 }
 
 // withStatic keeps the running values of everything a reload cannot change.
 func withStatic(old, next *Config) *Config {
 	c := *next
-	c.HTTPSAddr, c.HTTPAddr, c.DataDir, c.TLS, c.Secret, c.Session = old.HTTPSAddr, old.HTTPAddr, old.DataDir, old.TLS, old.Secret, old.Session
+	c.HTTPSAddr, c.HTTPAddr, c.DataDir, c.TLS, c.Secret = old.HTTPSAddr, old.HTTPAddr, old.DataDir, old.TLS, old.Secret
+	c.Session, c.MinPassword, c.Mail = old.Session, old.MinPassword, old.Mail
+	c.LogLevel, c.AccessLog, c.UpstreamTime = old.LogLevel, old.AccessLog, old.UpstreamTime
 	return &c
 }
 
@@ -418,6 +461,9 @@ func cmdValidate(args []string, stdout io.Writer) error {
 	cfg, err := requireConfig(*file)
 	if err != nil {
 		return err
+	}
+	for _, w := range cfg.Warnings {
+		fmt.Fprintf(stdout, "warning: %s\n", w)
 	}
 	for _, w := range cfg.Proxy.Policy.Lint() {
 		fmt.Fprintf(stdout, "warning: %s: %s\n", w.Source, w.Msg)

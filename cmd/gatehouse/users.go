@@ -158,12 +158,7 @@ func execUser(db *store.DB, req userRequest, audit func(event, user string)) (st
 		}
 		name = canon
 	}
-	notFound := func(err error) error {
-		if errors.Is(err, store.ErrNotFound) {
-			return fmt.Errorf("no user %q", name)
-		}
-		return err
-	}
+	notFound := func(err error) error { return userError(name, err) }
 	update := func(event string, fn func(*store.User) error) (string, error) {
 		if _, err := db.UpdateUser(name, fn); err != nil {
 			return "", notFound(err)
@@ -185,7 +180,9 @@ func execUser(db *store.DB, req userRequest, audit func(event, user string)) (st
 		if err != nil {
 			return "", err
 		}
-		u := store.User{Username: name, Email: req.Email, DisplayName: req.DisplayName, PasswordHash: hash, Roles: normalizeRoles(req.Roles), PasswordChanged: time.Now()}
+		// An address the admin typed counts as verified (see store.User).
+		u := store.User{Username: name, Email: req.Email, EmailVerified: req.Email != "", DisplayName: req.DisplayName,
+			PasswordHash: hash, Roles: normalizeRoles(req.Roles), PasswordChanged: time.Now()}
 		if err := db.CreateUser(u); err != nil {
 			switch {
 			case errors.Is(err, store.ErrExists):
@@ -300,6 +297,17 @@ func execUser(db *store.DB, req userRequest, audit func(event, user string)) (st
 	return "", fmt.Errorf("unknown user command %q", req.Verb)
 }
 
+// userError words the store's refusals about user name as one line.
+func userError(name string, err error) error {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return fmt.Errorf("no user %q", name)
+	case errors.Is(err, store.ErrLastAdmin):
+		return fmt.Errorf("%s is the last enabled admin; make another user admin first", name)
+	}
+	return err
+}
+
 func normalizeRoles(roles []string) []string {
 	out := make([]string, 0, len(roles))
 	for _, r := range roles {
@@ -322,6 +330,8 @@ func status(u store.User, now time.Time) string {
 	switch {
 	case u.Disabled:
 		return "disabled"
+	case u.Pending:
+		return "pending approval"
 	case u.LockedUntil.After(now):
 		return "locked"
 	}
@@ -357,6 +367,13 @@ func formatUser(u store.User) string {
 	row := func(k, v string) { fmt.Fprintf(tw, "%s:\t%s\n", k, v) }
 	row("username", u.Username)
 	row("email", u.Email)
+	if u.Email != "" {
+		verified := "no"
+		if u.EmailVerified {
+			verified = "yes"
+		}
+		row("email verified", verified)
+	}
 	row("name", u.DisplayName)
 	row("roles", rolesText(u.Roles))
 	row("status", status(u, time.Now()))
