@@ -290,3 +290,62 @@ func TestRegistrationWithoutMailWarns(t *testing.T) {
 		t.Errorf("warning with mail configured:\n%s", out)
 	}
 }
+
+// TestHSTSDefaults: on with certificates browsers trust, off with the
+// local CA (a warning could not be clicked through) and without TLS; an
+// explicit setting wins except that off never sends it.
+func TestHSTSDefaults(t *testing.T) {
+	for _, tc := range []struct {
+		tls  string
+		want bool
+	}{
+		{"{ mode: acme, email: ops@example.com }", true},
+		{"{ mode: acme, hsts: false }", false},
+		{"{ mode: self-signed }", false},
+		{"{ mode: self-signed, hsts: true }", true},
+		{"{ mode: off }", false},
+		{"{ mode: off, hsts: true }", false},
+	} {
+		f := writeConfig(t, "tls: "+tc.tls+"\napps:\n  - host: app.example.com\n    upstream: echo\n    rules: [{path: /**, allow: authenticated}]\n")
+		cfg, err := loadConfig(f)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.tls, err)
+		}
+		if cfg.Session.HSTS != tc.want {
+			t.Errorf("tls %s: HSTS %v, want %v", tc.tls, cfg.Session.HSTS, tc.want)
+		}
+	}
+}
+
+// TestOnDemandCertificatesOnlyForWildcardApps: the handshake decision of
+// tls.mode acme allows exactly one more label under a wildcard app, never
+// an exact host (obtained at start-up), a deeper name or an unknown one.
+func TestOnDemandCertificatesOnlyForWildcardApps(t *testing.T) {
+	f := writeConfig(t, `tls: { mode: acme }
+apps:
+  - host: wiki.example.com
+    upstream: echo
+    rules: [{path: /**, allow: authenticated}]
+  - host: "*.tools.example.com"
+    upstream: echo
+    rules: [{path: /**, allow: authenticated}]
+`)
+	cfg, err := loadConfig(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]bool{
+		"grafana.tools.example.com":   true,
+		"GRAFANA.tools.example.com.":  true,
+		"tools.example.com":           false,
+		"a.b.tools.example.com":       false,
+		"wiki.example.com":            false,
+		"evil.example":                false,
+		"grafana.tools.example.com.x": false,
+		"":                            false,
+	} {
+		if got := onDemandAllowed(cfg.Proxy.Policy, name); got != want {
+			t.Errorf("onDemandAllowed(%q) = %v, want %v", name, got, want)
+		}
+	}
+}

@@ -112,15 +112,18 @@ func startGateway(t *testing.T, file string) *testGateway {
 	ctx, cancel := context.WithCancel(context.Background())
 	g := &testGateway{t: t, file: file, dir: filepath.Dir(file), srv: srv, logs: logs, cancel: cancel, done: make(chan error, 1)}
 	go func() { g.done <- srv.run(ctx) }()
-	g.https = "https://localhost:" + port(srv.ls.HTTPS.Addr().String())
 	g.http = "http://localhost:" + port(srv.ls.HTTP.Addr().String())
+	t.Cleanup(g.stop)
+	if srv.ls.HTTPS == nil { // tls.mode off
+		return g
+	}
+	g.https = "https://localhost:" + port(srv.ls.HTTPS.Addr().String())
 	pem, err := os.ReadFile(filepath.Join(cfg.DataDir, "tls", "ca.crt"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	g.roots = x509.NewCertPool()
 	g.roots.AppendCertsFromPEM(pem)
-	t.Cleanup(g.stop)
 	return g
 }
 
@@ -272,4 +275,69 @@ func TestAdminPasswordFromEnvironment(t *testing.T) {
 	if resp.StatusCode != http.StatusSeeOther {
 		t.Errorf("sign-in with the environment password: %d", resp.StatusCode)
 	}
+}
+
+// TestBehindATLSTerminator: with tls.mode off the gateway serves plain
+// HTTP for a terminator in front. Cookies stay Secure and __Host-, the
+// app hears https from the trusted terminator, and the same headers from
+// anyone else are not believed.
+func TestBehindATLSTerminator(t *testing.T) {
+	t.Setenv("GATEHOUSE_ADMIN_PASSWORD", "terminated-password-1")
+	dir := t.TempDir()
+	text := fmt.Sprintf(`listen: { http: "127.0.0.1:0" }
+tls: { mode: off }
+trusted_proxies: [127.0.0.1/32]
+data_dir: %s
+apps:
+  - host: localhost
+    upstream: echo
+%s`, filepath.Join(dir, "data"), e2eRules)
+	f := filepath.Join(dir, "config.yaml")
+	if err := os.WriteFile(f, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	g := startGateway(t, f)
+	c := g.client()
+	_, page := do(t, c, "GET", g.http+"/.gatehouse/login", nil, "Accept", "text/html", "X-Forwarded-Proto", "https")
+	m := csrfField.FindStringSubmatch(page)
+	if m == nil {
+		t.Fatalf("no sign-in form:\n%s", page)
+	}
+	// The cookie jar keeps Secure cookies only for https URLs; send them by hand.
+	var cookies []string
+	for _, ck := range c.Jar.Cookies(mustURL(t, "https://localhost/")) {
+		cookies = append(cookies, ck.Name+"="+ck.Value)
+	}
+	form := url.Values{"username": {"admin"}, "password": {"terminated-password-1"}, "csrf": {m[1]}, "rd": {"/hello"}}
+	resp, _ := do(t, c, "POST", g.http+"/.gatehouse/login", strings.NewReader(form.Encode()),
+		"Content-Type", "application/x-www-form-urlencoded", "X-Forwarded-Proto", "https",
+		"Origin", "https://"+strings.TrimPrefix(g.http, "http://"), "Cookie", strings.Join(cookies, "; "))
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/hello" {
+		t.Fatalf("sign-in behind the terminator: %d %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	var session *http.Cookie
+	for _, ck := range resp.Cookies() {
+		if ck.Name == "__Host-gatehouse" {
+			session = ck
+		}
+	}
+	if session == nil || !session.Secure || !session.HttpOnly || session.SameSite != http.SameSiteLaxMode {
+		t.Fatalf("session cookie behind the terminator: %+v", session)
+	}
+	if resp.Header.Get("Strict-Transport-Security") != "" {
+		t.Error("HSTS sent by a gateway without TLS")
+	}
+	_, echo := do(t, c, "GET", g.http+"/hello", nil, "X-Forwarded-Proto", "https", "Cookie", "__Host-gatehouse="+session.Value)
+	if !strings.Contains(echo, `"X-Forwarded-Proto":["https"]`) || !strings.Contains(echo, `"Remote-User":["admin"]`) {
+		t.Errorf("the app did not hear https and the user from the terminator:\n%s", echo)
+	}
+}
+
+func mustURL(t *testing.T, s string) *url.URL {
+	t.Helper()
+	u, err := url.Parse(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
 }

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-auth/gatehouse/loginui"
+	"github.com/gatehouse-auth/gatehouse/policy"
 	"github.com/gatehouse-auth/gatehouse/proxy"
 	"github.com/gatehouse-auth/gatehouse/store"
 )
@@ -166,11 +167,7 @@ func newServer(cfg *Config, log *slog.Logger, now func() time.Time) (_ *server, 
 	tlsCfg.Hosts = cfg.Hosts
 	tlsCfg.HTTPPort = listenerPort(s.ls.HTTP)
 	tlsCfg.HTTPSPort = listenerPort(s.ls.HTTPS)
-	tlsCfg.OnDemandAllowed = func(name string) bool {
-		p := s.cfg.Load().Proxy.Policy
-		app, ok := p.Lookup(name)
-		return ok && strings.HasPrefix(p.Apps()[app].Host, "*.")
-	}
+	tlsCfg.OnDemandAllowed = func(name string) bool { return onDemandAllowed(s.cfg.Load().Proxy.Policy, name) }
 	if s.certs, err = proxy.NewCerts(tlsCfg, log, now); err != nil {
 		return nil, err
 	}
@@ -178,6 +175,14 @@ func newServer(cfg *Config, log *slog.Logger, now func() time.Time) (_ *server, 
 		return nil, err
 	}
 	return s, nil
+}
+
+// onDemandAllowed says whether a certificate may be obtained at the
+// handshake for name: only when a wildcard app covers it (exact hosts are
+// obtained at start-up), under the config serving now.
+func onDemandAllowed(p *policy.Policy, name string) bool {
+	app, ok := p.Lookup(name)
+	return ok && strings.HasPrefix(p.Apps()[app].Host, "*.")
 }
 
 func listenerPort(ln net.Listener) int {
