@@ -58,6 +58,8 @@ func TestCLIErrorsAreOneLine(t *testing.T) {
 		{"bad name", "", []string{"user", "add", "bad name!", "-config", cfg}, `gatehouse: "bad name!" is not a valid username (lower-case letters, digits, '.', '_' and '-')`},
 		{"short password", "short\n", []string{"user", "passwd", "bob", "-config", cfg, "-password-stdin"}, "gatehouse: the password is too short (at least 8 characters)"},
 		{"empty stdin", "", []string{"user", "passwd", "bob", "-config", cfg, "-password-stdin"}, "gatehouse: no password on stdin"},
+		{"bad role", "", []string{"user", "roles", "bob", "-config", cfg, "-set", "staff,ops team"}, `gatehouse: "ops team" is not a role name (letters, digits, '.', '_', ':' and '-', up to 64)`},
+		{"bad role on add", "", []string{"user", "add", "carol", "-config", cfg, "-role", "a\"b"}, `gatehouse: "a\"b" is not a role name (letters, digits, '.', '_', ':' and '-', up to 64)`},
 		{"roles without set", "", []string{"user", "roles", "bob", "-config", cfg}, `gatehouse: user roles needs -set a,b (or -set "" for none)`},
 		{"unknown user", "", []string{"user", "disable", "nobody", "-config", cfg}, `gatehouse: no user "nobody"`},
 		{"policy check args", "", []string{"policy", "check", "-config", cfg, "GET"}, "gatehouse: policy check needs METHOD and URL, e.g. GET https://wiki.example.com/admin"},
@@ -327,4 +329,38 @@ func TestAdminEnteredEmailsCountAsVerified(t *testing.T) {
 			t.Errorf("import, %s: %s has email %q verified=%v, want %v", step.name, step.user, u.Email, u.EmailVerified, step.want)
 		}
 	}
+}
+
+// TestEnableApprovesAPendingRegistration: `user enable` is how an operator
+// at the shell approves an account waiting for approval.
+func TestEnableApprovesAPendingRegistration(t *testing.T) {
+	cfg := writeE2EConfig(t, t.TempDir(), "")
+	mustCLI(t, "", "user", "add", "erin", "-config", cfg)
+	c, err := loadConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	withDB := func(fn func(db *store.DB)) {
+		t.Helper()
+		db, err := store.Open(c.DBPath(), store.Options{Timeout: time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		fn(db)
+	}
+	withDB(func(db *store.DB) {
+		if _, err := db.UpdateUser("erin", func(u *store.User) error { u.Pending = true; return nil }); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if out := mustCLI(t, "", "user", "show", "erin", "-config", cfg); !strings.Contains(out, "pending") {
+		t.Errorf("user show does not say erin is pending:\n%s", out)
+	}
+	mustCLI(t, "", "user", "enable", "erin", "-config", cfg)
+	withDB(func(db *store.DB) {
+		if u, err := db.User("erin"); err != nil || u.Pending || u.Disabled {
+			t.Errorf("after enable: %+v %v", u, err)
+		}
+	})
 }

@@ -65,6 +65,9 @@ func importUsers(db *store.DB, name string, data []byte, audit func(event, user 
 		if err := store.ValidHash(r.Hash); err != nil {
 			bad("password_hash: %v", strings.TrimPrefix(err.Error(), "store: "))
 		}
+		if role := badRole(r.Roles); role != "" {
+			bad("%q is not a role name", role)
+		}
 		r.Roles = normalizeRoles(r.Roles)
 	}
 	if len(errs) > 0 {

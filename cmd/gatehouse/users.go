@@ -101,6 +101,9 @@ func cmdUser(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		}
 		_ = (*stringList)(&req.Roles).Set(set)
 	}
+	if r := badRole(req.Roles); r != "" {
+		return usageError{fmt.Sprintf("%q is not a role name (letters, digits, '.', '_', ':' and '-', up to 64)", r)}
+	}
 	if passwordStdin {
 		if req.Password, err = readPassword(stdin); err != nil {
 			return err
@@ -237,7 +240,8 @@ func execUser(db *store.DB, req userRequest, audit func(event, user string)) (st
 		return fmt.Sprintf("deleted user %s\n", name), nil
 	case "enable", "disable":
 		disabled := req.Verb == "disable"
-		if _, err := update("user_"+req.Verb+"d", func(u *store.User) error { u.Disabled = disabled; return nil }); err != nil {
+		// Enabling also approves an account waiting for approval.
+		if _, err := update("user_"+req.Verb+"d", func(u *store.User) error { u.Disabled, u.Pending = disabled, u.Pending && disabled; return nil }); err != nil {
 			return "", err
 		}
 		if disabled {
@@ -306,6 +310,18 @@ func userError(name string, err error) error {
 		return fmt.Errorf("%s is the last enabled admin; make another user admin first", name)
 	}
 	return err
+}
+
+// badRole returns the first role that is not a role name (the rule the
+// admin console and login.default_roles use: roles travel upstream in a
+// comma-separated header), or "".
+func badRole(roles []string) string {
+	for _, r := range roles {
+		if r = strings.TrimSpace(r); r != "" && !roleRE.MatchString(r) {
+			return r
+		}
+	}
+	return ""
 }
 
 func normalizeRoles(roles []string) []string {
