@@ -104,8 +104,12 @@ func (g *Gateway) RedirectHandler(httpsPort string) http.Handler {
 			g.fail(w, r, http.StatusMisdirectedRequest)
 			return
 		}
+		// A Host without a port means the client used port 80, so its
+		// HTTPS twin is 443 as far as the client can tell: ports mapped
+		// 80→8080 and 443→8443 (Docker, a firewall) stay invisible. A
+		// Host with a port names the gateway's own ports: use ours.
 		host := policy.CanonicalHost(r.Host)
-		if httpsPort != "" && httpsPort != "443" {
+		if _, _, err := net.SplitHostPort(r.Host); err == nil && httpsPort != "" && httpsPort != "443" {
 			host = net.JoinHostPort(host, httpsPort)
 		}
 		w.Header().Set("Connection", "close")

@@ -10,6 +10,8 @@ import (
 	"encoding/pem"
 	"log/slog"
 	"math/big"
+	"net/http"
+	"net/http/httptest"
 
 	"os"
 	"path/filepath"
@@ -248,5 +250,34 @@ func TestCertificateFilesAreReloaded(t *testing.T) {
 	}
 	if leafOf().SerialNumber.Cmp(second) != 0 {
 		t.Error("a broken pair replaced the working one")
+	}
+}
+
+// TestHTTPRedirectsToHTTPS: the plain listener sends every request for a
+// configured host to HTTPS with path and query; the port follows what the
+// client used (none → the default 443, mapped ports stay invisible; an
+// explicit one → the gateway's HTTPS port); unknown hosts and bad targets
+// are refused, not redirected.
+func TestHTTPRedirectsToHTTPS(t *testing.T) {
+	g, _ := newGateway(t, newUpstream(t, nil), gatewayOpts{})
+	h := g.RedirectHandler("8443")
+	for _, tc := range []struct {
+		host, target string
+		status       int
+		location     string
+	}{
+		{"app.test", "/a/b?c=d&e", http.StatusPermanentRedirect, "https://app.test/a/b?c=d&e"},
+		{"APP.test.", "/", http.StatusPermanentRedirect, "https://app.test/"},
+		{"app.test:8080", "/a?x=1", http.StatusPermanentRedirect, "https://app.test:8443/a?x=1"},
+		{"evil.test", "/", http.StatusMisdirectedRequest, ""},
+		{"app.test", "/a%00b", http.StatusBadRequest, ""},
+	} {
+		r := httptest.NewRequest("GET", "http://"+tc.host+tc.target, nil)
+		r.Host, r.RequestURI = tc.host, tc.target
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		if w.Code != tc.status || w.Header().Get("Location") != tc.location {
+			t.Errorf("%s%s: %d %q, want %d %q", tc.host, tc.target, w.Code, w.Header().Get("Location"), tc.status, tc.location)
+		}
 	}
 }
