@@ -19,6 +19,10 @@ import (
 // disabled or locked account. Callers and pages never learn which.
 var ErrSignInFailed = errors.New("loginui: sign-in failed")
 
+// errLockedOut is the ErrSignInFailed of a locked account, whatever the
+// password: only the metrics tell it apart.
+var errLockedOut = fmt.Errorf("%w (the account is locked)", ErrSignInFailed)
+
 // Messages a sign-in form shows.
 const (
 	msgSignInFailed = "Incorrect username or password."
@@ -72,6 +76,7 @@ func (u *UI) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	user, err := u.guardedCheck(r, login, password)
+	u.countSignIn(err)
 	var le *limitError
 	switch {
 	case errors.As(err, &le):
@@ -189,7 +194,10 @@ func (u *UI) checkPassword(_ context.Context, user *store.User, password string)
 		return store.User{}, err
 	}
 	now := u.now()
-	if !ok || user.Disabled || user.Pending || user.LockedUntil.After(now) {
+	if user.LockedUntil.After(now) {
+		return store.User{}, errLockedOut
+	}
+	if !ok || user.Disabled || user.Pending {
 		return store.User{}, ErrSignInFailed
 	}
 	var newHash string

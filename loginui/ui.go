@@ -69,6 +69,7 @@ type Deps struct {
 	ClientIP  func(r *http.Request) netip.Addr // trusted-proxy-aware client address
 	IsAppHost func(host string) bool           // a configured app host (follows reloads)
 	Mailer    Mailer                           // nil: no mail (no reset by mail, no invitations, no verification)
+	Metrics   Metrics                          // nil: sign-ins are not counted
 }
 
 // UI serves the gateway's pages and checks sessions.
@@ -89,6 +90,7 @@ type UI struct {
 	css        []byte
 	handler    http.Handler
 	mailer     Mailer         // nil: no mail
+	metrics    Metrics        // nil: none
 	background sync.WaitGroup // mails sent after the answer (see sendLater)
 }
 
@@ -166,6 +168,7 @@ func New(cfg Config, deps Deps) (*UI, error) {
 		pages:      map[string]*template.Template{},
 		guard:      newGuard(cfg.Limits),
 		mailer:     deps.Mailer,
+		metrics:    deps.Metrics,
 	}
 	if cfg.Domain == "" {
 		// __Host- makes browsers refuse the cookie unless it is Secure,

@@ -81,6 +81,7 @@ type Deps struct {
 	// (benchmarks use it to leave the network out); default: a pooled
 	// http.Transport tuned for many keep-alive connections to few apps.
 	Transport http.RoundTripper
+	Metrics   Metrics // counts every request; nil for none
 }
 
 // Gateway is the http.Handler that serves every protected host.
@@ -254,6 +255,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	sw := &statusWriter{ResponseWriter: w}
 	g.serve(st, sw, r, info)
 	g.accessLog(r, sw, info, start)
+	if g.deps.Metrics != nil {
+		g.observe(st, r, info, sw.status, time.Since(start))
+	}
 }
 
 func (g *Gateway) serve(st *state, w *statusWriter, r *http.Request, info *reqInfo) {

@@ -498,3 +498,15 @@ func (db *DB) DeleteExpiredSessions() (int, error) {
 	}
 	return len(victims), nil
 }
+
+// CountSessions returns how many sessions the store holds, expired ones
+// not yet purged (DeleteExpiredSessions) included. It reads no record, so
+// a metrics scrape may call it often.
+func (db *DB) CountSessions() (int, error) {
+	n := 0
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		n = tx.Bucket(bucketSessions).Stats().KeyN
+		return nil
+	})
+	return n, err
+}

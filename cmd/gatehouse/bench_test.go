@@ -35,6 +35,18 @@ func (d *discardWriter) WriteHeader(int)             {}
 // signed-in user: cookie → session → user → policy → header rewrite →
 // reverse proxy, against a canned upstream.
 func BenchmarkSignedInRequest(b *testing.B) {
+	gw, r, _ := signedInGateway(b, false)
+	w := &discardWriter{h: http.Header{}}
+	b.ReportAllocs()
+	for b.Loop() {
+		clear(w.h)
+		gw.ServeHTTP(w, r)
+	}
+}
+
+// signedInGateway is the benchmark's gateway (with Prometheus metrics when
+// withMetrics) and a request of a signed-in user that it allows.
+func signedInGateway(b testing.TB, withMetrics bool) (http.Handler, *http.Request, *metrics) {
 	f := filepath.Join(b.TempDir(), "config.yaml")
 	text := `data_dir: ` + filepath.Join(b.TempDir(), "data") + `
 apps:
@@ -57,10 +69,17 @@ apps:
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer db.Close()
+	b.Cleanup(func() { db.Close() })
 	hash, _ := store.HashPassword("bench-password")
 	_ = db.CreateUser(store.User{Username: "alice", Email: "alice@example.com", DisplayName: "Alice", PasswordHash: hash, Roles: []string{"reader", "staff"}})
 	log := slog.New(slog.DiscardHandler)
+	var m *metrics
+	var requests proxy.Metrics // nil, not a nil *metrics, when off
+	if withMetrics {
+		m = newMetrics("bench", log)
+		m.setApps(cfg.Proxy.Policy)
+		requests = m
+	}
 	sc := cfg.Session
 	sc.Secrets = [][]byte{[]byte("0123456789abcdef0123456789abcdef-bench")}
 	ui, err := loginui.New(sc, loginui.Deps{DB: db, Log: log, IsAppHost: func(string) bool { return true }})
@@ -68,11 +87,11 @@ apps:
 		b.Fatal(err)
 	}
 	gw, err := proxy.New(cfg.Proxy, proxy.Deps{Auth: ui, Pages: ui, UI: ui.Handler(), CookieNames: ui.CookieNames(),
-		Log: log, AccessLog: log, Transport: cannedUpstream{}})
+		Log: log, AccessLog: log, Transport: cannedUpstream{}, Metrics: requests})
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer gw.Close()
+	b.Cleanup(gw.Close)
 	cookie := signInForBench(b, gw)
 
 	r := httptest.NewRequest("GET", "https://app.example.com/api/v1/items/42?expand=owner", nil)
@@ -80,16 +99,11 @@ apps:
 	r.Header.Set("Cookie", cookie+"; theme=dark")
 	r.Header.Set("Accept", "application/json")
 	r.Header.Set("User-Agent", "bench")
-	w := &discardWriter{h: http.Header{}}
-	b.ReportAllocs()
-	for b.Loop() {
-		clear(w.h)
-		gw.ServeHTTP(w, r)
-	}
+	return gw, r, m
 }
 
 // signInForBench signs in through the real form and returns the session cookie pair.
-func signInForBench(b *testing.B, gw http.Handler) string {
+func signInForBench(b testing.TB, gw http.Handler) string {
 	rec := httptest.NewRecorder()
 	gw.ServeHTTP(rec, httptest.NewRequest("GET", "https://app.example.com/.gatehouse/login", nil))
 	m := csrfField.FindStringSubmatch(rec.Body.String())

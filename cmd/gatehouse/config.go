@@ -88,6 +88,9 @@ type fileConfig struct {
 		Level  string `yaml:"level"`
 		Access *bool  `yaml:"access"`
 	} `yaml:"log"`
+	Metrics struct {
+		Listen string `yaml:"listen"`
+	} `yaml:"metrics"`
 	Mail struct {
 		Mode string `yaml:"mode"`
 		From string `yaml:"from"`
@@ -137,6 +140,7 @@ type Config struct {
 	LogLevel     slog.Level
 	MinPassword  int // shortest password the CLI accepts
 	AccessLog    bool
+	MetricsAddr  string   // host:port of the Prometheus listener; "" for none
 	Hosts        []string // every app host, for certificates
 	Mail         mailConfig
 	Warnings     []*ConfigError // valid but probably not what was meant; validate prints them, serve logs them
@@ -329,7 +333,47 @@ func (v *validator) resolve(fc *fileConfig) *Config {
 		v.fail("log.level", "%q is not a level (debug, info, warn, error)", fc.Log.Level)
 	}
 	cfg.AccessLog = fc.Log.Access == nil || *fc.Log.Access
+	v.metrics(fc, cfg)
 	return cfg
+}
+
+// metrics checks the Prometheus listener: off unless set, never on a
+// public port (SPEC §10), and a warning when it is reachable from other
+// machines, because /metrics asks for no credentials.
+func (v *validator) metrics(fc *fileConfig, cfg *Config) {
+	addr := fc.Metrics.Listen
+	if addr == "" {
+		return
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || port == "" {
+		v.fail("metrics.listen", "%q is not host:port (e.g. \"127.0.0.1:9464\")", addr)
+		return
+	}
+	for _, public := range []struct{ key, addr string }{{"listen.https", cfg.HTTPSAddr}, {"listen.http", cfg.HTTPAddr}} {
+		if public.key == "listen.https" && cfg.TLS.Mode == proxy.TLSOff {
+			continue
+		}
+		if _, p, err := net.SplitHostPort(public.addr); err == nil && p == port && port != "0" {
+			v.fail("metrics.listen", "%q shares port %s with %s: metrics are never served on a public listener", addr, port, public.key)
+			return
+		}
+	}
+	cfg.MetricsAddr = addr
+	if !isLoopback(host) {
+		v.warn("metrics.listen", fmt.Sprintf("metrics.listen %q is not a loopback address: metrics are unauthenticated; keep this address private (see docs/deployment.md#metrics)", addr))
+	}
+}
+
+// isLoopback reports whether a listen host reaches this machine only:
+// "localhost" or a loopback IP. An empty host, 0.0.0.0 and :: listen on
+// every interface.
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.Unmap().IsLoopback()
 }
 
 func (v *validator) session(fc *fileConfig, cfg *Config) {

@@ -158,6 +158,7 @@ func TestRestartNeededNamesTheSections(t *testing.T) {
 		{"invite ttl", "login: {invite_ttl: 24h}\n", []string{"login"}},
 		{"branding", "branding: {title: Acme}\n", []string{"branding"}},
 		{"mail", "mail: {mode: file}\n", []string{"mail"}},
+		{"metrics", "metrics: {listen: \"127.0.0.1:9464\"}\n", []string{"metrics"}},
 		{"several", "login: {registration: true}\nmail: {mode: file}\nsession: {lifetime: 24h}\n", []string{"session", "login", "mail"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -77,6 +77,8 @@ type server struct {
 	ls      proxy.Listeners
 	control net.Listener
 	now     func() time.Time
+	metrics *metrics     // nil when metrics.listen is unset
+	metln   net.Listener // metrics.listen
 }
 
 // newServer opens everything a gateway needs and binds its sockets, so
@@ -115,13 +117,23 @@ func newServer(cfg *Config, log *slog.Logger, now func() time.Time) (_ *server, 
 	if s.mailer, err = newMailer(cfg.Mail, cfg.DataDir, log); err != nil {
 		return nil, err
 	}
+	// Interfaces stay nil, not typed nil pointers, when metrics are off.
+	var signIns loginui.Metrics
+	var requests proxy.Metrics
+	if cfg.MetricsAddr != "" {
+		s.metrics = newMetrics(versionString(), log)
+		s.metrics.setApps(cfg.Proxy.Policy)
+		s.metrics.watchStore(s.db)
+		signIns, requests = s.metrics, s.metrics
+	}
 	sessionCfg := cfg.Session
 	sessionCfg.Secrets = [][]byte{secret}
 	s.ui, err = loginui.New(sessionCfg, loginui.Deps{
-		DB:     s.db,
-		Log:    log,
-		Now:    now,
-		Mailer: s.mailer,
+		DB:      s.db,
+		Log:     log,
+		Now:     now,
+		Mailer:  s.mailer,
+		Metrics: signIns,
 		ClientIP: func(r *http.Request) netip.Addr {
 			ip, _ := proxy.ClientIP(r, s.cfg.Load().Proxy.TrustedProxies)
 			return ip
@@ -133,6 +145,9 @@ func newServer(cfg *Config, log *slog.Logger, now func() time.Time) (_ *server, 
 	})
 	if err != nil {
 		return nil, fmt.Errorf("session: %w", err)
+	}
+	if s.metrics != nil {
+		s.metrics.watchHashing(s.ui)
 	}
 	scheme := "https"
 	if cfg.TLS.Mode == proxy.TLSOff {
@@ -151,6 +166,7 @@ func newServer(cfg *Config, log *slog.Logger, now func() time.Time) (_ *server, 
 		AccessLog:       accessLog,
 		Scheme:          scheme,
 		UpstreamTimeout: cfg.UpstreamTime,
+		Metrics:         requests,
 	})
 	if err != nil {
 		return nil, err
@@ -162,6 +178,11 @@ func newServer(cfg *Config, log *slog.Logger, now func() time.Time) (_ *server, 
 	}
 	if s.ls.HTTP, err = listen(cfg.HTTPAddr, "listen.http"); err != nil {
 		return nil, err
+	}
+	if cfg.MetricsAddr != "" {
+		if s.metln, err = listen(cfg.MetricsAddr, "metrics.listen"); err != nil {
+			return nil, err
+		}
 	}
 	tlsCfg := cfg.TLS
 	tlsCfg.Hosts = cfg.Hosts
@@ -216,6 +237,18 @@ func (s *server) run(ctx context.Context) error {
 		attrs = append(attrs, "https", s.ls.HTTPS.Addr().String())
 	}
 	attrs = append(attrs, "http", s.ls.HTTP.Addr().String())
+	if s.metln != nil {
+		attrs = append(attrs, "metrics", s.metln.Addr().String())
+		// Up until the public listeners have drained, so a scrape sees the shutdown.
+		msrv := s.metrics.serve(s.metln)
+		defer func() {
+			shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if msrv.Shutdown(shutdownCtx) != nil {
+				_ = msrv.Close()
+			}
+		}()
+	}
 	s.log.Info("gatehouse ready", attrs...)
 	go s.serveControl()
 	go s.purgeSessions(ctx)
@@ -230,13 +263,18 @@ func (s *server) run(ctx context.Context) error {
 // headers in; an invalid file is refused and the old config keeps serving.
 func (s *server) reload() {
 	next, err := loadConfig(s.file)
+	if err == nil {
+		err = s.gw.Swap(next.Proxy)
+	}
+	if s.metrics != nil {
+		s.metrics.reloaded(err == nil)
+	}
 	if err != nil {
 		s.log.Error("config reload refused; the previous config keeps serving", "err", err.Error())
 		return
 	}
-	if err := s.gw.Swap(next.Proxy); err != nil {
-		s.log.Error("config reload refused; the previous config keeps serving", "err", err.Error())
-		return
+	if s.metrics != nil {
+		s.metrics.setApps(next.Proxy.Policy)
 	}
 	old := s.cfg.Load()
 	s.logWarnings(next)
@@ -259,8 +297,9 @@ func (s *server) logWarnings(cfg *Config) {
 // restartNeeded lists the sections whose changes cannot apply while
 // running: listeners, certificates, the database and the logger are set up
 // once, and so are the sign-in pages (session, login, branding), the
-// mailer and the proxy's timeout. Only what proxy.Gateway.Swap takes
-// (apps, rules, headers, trusted proxies) changes on a reload.
+// mailer, the proxy's timeout and the metrics listener. Only what
+// proxy.Gateway.Swap takes (apps, rules, headers, trusted proxies)
+// changes on a reload.
 func restartNeeded(old, next *Config) []string {
 	var changed []string
 	add := func(differs bool, section string) {
@@ -284,6 +323,7 @@ func restartNeeded(old, next *Config) []string {
 	add(old.Mail != next.Mail, "mail")
 	add(old.LogLevel != next.LogLevel || old.AccessLog != next.AccessLog, "log")
 	add(old.UpstreamTime != next.UpstreamTime, "upstream_timeout")
+	add(old.MetricsAddr != next.MetricsAddr, "metrics")
 	return changed
 }
 
@@ -292,7 +332,7 @@ func withStatic(old, next *Config) *Config {
 	c := *next
 	c.HTTPSAddr, c.HTTPAddr, c.DataDir, c.TLS, c.Secret = old.HTTPSAddr, old.HTTPAddr, old.DataDir, old.TLS, old.Secret
 	c.Session, c.MinPassword, c.Mail = old.Session, old.MinPassword, old.Mail
-	c.LogLevel, c.AccessLog, c.UpstreamTime = old.LogLevel, old.AccessLog, old.UpstreamTime
+	c.LogLevel, c.AccessLog, c.UpstreamTime, c.MetricsAddr = old.LogLevel, old.AccessLog, old.UpstreamTime, old.MetricsAddr
 	return &c
 }
 
@@ -301,7 +341,7 @@ func (s *server) close() {
 		_ = s.control.Close()
 		_ = os.Remove(s.cfg.Load().SocketPath())
 	}
-	for _, ln := range []net.Listener{s.ls.HTTPS, s.ls.HTTP} {
+	for _, ln := range []net.Listener{s.ls.HTTPS, s.ls.HTTP, s.metln} {
 		if ln != nil {
 			_ = ln.Close()
 		}

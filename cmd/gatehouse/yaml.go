@@ -276,7 +276,7 @@ func goTypeName(t string) string {
 	switch {
 	case strings.HasPrefix(t, "[]"):
 		return "a list"
-	case strings.HasPrefix(t, "map[") || strings.HasPrefix(t, "main."):
+	case strings.HasPrefix(t, "map[") || strings.HasPrefix(t, "main.") || strings.HasPrefix(t, "struct {"):
 		return "a mapping"
 	case strings.HasPrefix(t, "int") || strings.HasPrefix(t, "uint"):
 		return "a whole number"
