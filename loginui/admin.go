@@ -350,13 +350,28 @@ func adminProfileFields(r *http.Request) (email, displayName string, roles []str
 	}
 	displayName = strings.TrimSpace(r.PostForm.Get("display_name"))
 	if !utf8.ValidString(displayName) || utf8.RuneCountInString(displayName) > maxDisplayName ||
-		strings.ContainsFunc(displayName, unicode.IsControl) {
+		strings.ContainsFunc(displayName, badNameRune) {
 		return "", "", nil, &adminFieldError{"display_name", msgAdminBadDisplayName}
 	}
 	if roles, err = adminParseRoles(r.PostForm.Get("roles")); err != nil {
 		return "", "", nil, err
 	}
 	return email, displayName, roles, nil
+}
+
+// badNameRune is a character no display name may hold: a control
+// character, a line or paragraph separator (a new line to mail clients
+// and some apps), or a bidirectional mark, override or isolate, which
+// makes a name read as another ("\u202enimda" shows as "admin"). The
+// joiners that some scripts and emoji need stay allowed.
+func badNameRune(r rune) bool {
+	switch {
+	case unicode.IsControl(r), r == '\u2028', r == '\u2029':
+		return true
+	case r == '\u061c', r == '\u200e', r == '\u200f', '\u202a' <= r && r <= '\u202e', '\u2066' <= r && r <= '\u2069':
+		return true
+	}
+	return false
 }
 
 // adminParseRoles splits roles at commas and spaces and checks each.
@@ -395,8 +410,13 @@ func (u *UI) checkAdminPassword(pw, confirm, username, email string) error {
 	}
 }
 
-// adminHash hashes under the hashing gate, like a sign-in.
+// adminHash hashes under the client address's limit and the hashing
+// gate, like every form that hashes a password: a scripted admin session
+// cannot hold every hashing slot and starve everyone's sign-ins.
 func (u *UI) adminHash(r *http.Request, pw string) (string, error) {
+	if err := u.allowIP(r); err != nil {
+		return "", err
+	}
 	if err := u.guard.acquire(r.Context()); err != nil {
 		return "", err
 	}
@@ -483,8 +503,16 @@ func (u *UI) adminCreate(w http.ResponseWriter, r *http.Request, actor *store.Us
 	u.adminSeeOther(w, r, adminUserURL(name)+"?done="+done)
 }
 
-// adminFailure answers a technical failure: the hashing gate's 503, or 500.
+// adminFailure answers a failure: a rate limit's 429, the hashing gate's
+// 503, or 500.
 func (u *UI) adminFailure(w http.ResponseWriter, r *http.Request, what string, err error) {
+	var le *limitError
+	if errors.As(err, &le) {
+		u.log.Info("audit", "event", "admin_rate_limited", "ip", u.clientAddr(r))
+		tooMany(w, le)
+		u.Error(w, r, http.StatusTooManyRequests)
+		return
+	}
 	if errors.Is(err, ErrBusy) {
 		w.Header().Set("Retry-After", "1")
 		u.Error(w, r, http.StatusServiceUnavailable)

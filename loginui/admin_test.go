@@ -577,3 +577,34 @@ func TestAdminPagesAreAccessibleAndLocked(t *testing.T) {
 		}
 	}
 }
+
+// TestAdminPasswordFormsAreRateLimited: setting a password in the console
+// (for a new user or an existing one) hashes it like every password form,
+// so it counts against the client address's limit too: a stolen or
+// scripted admin session cannot hold every hashing slot and starve the
+// sign-ins of everyone else. The answer is 429 with Retry-After, and
+// nothing changes.
+func TestAdminPasswordFormsAreRateLimited(t *testing.T) {
+	f := newFixture(t, func(c *Config) { c.Limits.PerIP = limiter.Rate{Period: time.Minute, Limit: 3} })
+	alice := f.adminSignIn(t, "alice") // one of the three
+	set := func(pw string) *http.Response {
+		return alice.adminPost("/.gatehouse/admin/users/bob/password", url.Values{"password": {pw}, "confirm": {pw}})
+	}
+	wantAdminRedirect(t, set("otter-lantern-1"), http.StatusSeeOther, "/.gatehouse/admin/users/bob?done=password")
+	create := url.Values{"username": {"erin"}, "password": {"otter-lantern-2"}, "confirm": {"otter-lantern-2"}}
+	wantAdminRedirect(t, alice.adminPost("/.gatehouse/admin/new", create), http.StatusSeeOther, "/.gatehouse/admin/users/erin?done=created")
+	before := adminUser(t, f, "bob").PasswordHash
+	resp := set("otter-lantern-3")
+	wantAdminPage(t, resp, http.StatusTooManyRequests)
+	if resp.Header.Get("Retry-After") == "" {
+		t.Error("429 without Retry-After")
+	}
+	if adminUser(t, f, "bob").PasswordHash != before {
+		t.Error("a limited reset changed the password")
+	}
+	create.Set("username", "fred")
+	wantAdminPage(t, alice.adminPost("/.gatehouse/admin/new", create), http.StatusTooManyRequests)
+	if _, err := f.db.User("fred"); err == nil {
+		t.Error("a limited create made the user")
+	}
+}

@@ -80,7 +80,7 @@ const (
 // mailData is what the caller fills in for a mail.
 type mailData struct {
 	Name     string        // display name, or the username when there is none
-	Username string        // invite: the username to sign in with (optional); exists: the username that is taken
+	Username string        // invite: the username to sign in with (optional); exists: the username that is taken; verify: the account
 	Link     string        // absolute http(s) URL the mail is about
 	Expires  time.Duration // how long Link works, e.g. time.Hour ("1 hour")
 	ClientIP string        // reset: the address the request came from (optional)

@@ -38,7 +38,19 @@ type page struct {
 	// Links the sign-in page offers, set by render from the configuration.
 	SignUp bool // "Create an account": registration is open
 	Forgot bool // "Forgot your password?": reset by mail works
+
+	// Referrer replaces the Referrer-Policy "same-origin" (header and
+	// <meta>) on a page whose address holds a secret: tokenReferrer.
+	Referrer string
 }
+
+// tokenReferrer is the referrer policy of a page whose address holds a
+// mailed token. "same-origin" would hand the link to every app behind
+// this host in Referer. Not "no-referrer": a browser then sends "Origin:
+// null" with the page's form, and one too old for Sec-Fetch-Site would
+// have it refused by the cross-origin check. "strict-origin" sends the
+// origin alone, never a path or query.
+const tokenReferrer = "strict-origin"
 
 // securityHeaders go on every gateway page (SPEC §9).
 func (u *UI) securityHeaders(h http.Header) {
@@ -63,6 +75,9 @@ func (u *UI) render(w http.ResponseWriter, status int, name string, p page) {
 		status, buf = http.StatusInternalServerError, *bytes.NewBufferString("<!doctype html><title>Error</title><p>Something went wrong.</p>")
 	}
 	u.securityHeaders(w.Header())
+	if p.Referrer != "" {
+		w.Header().Set("Referrer-Policy", p.Referrer)
+	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(status)
 	_, _ = w.Write(buf.Bytes())

@@ -76,7 +76,9 @@ type flowPage struct {
 	Action      string // where a set-password form posts
 	Submit      string // its button
 	MinLength   int
-	Mail        bool // mail is configured
+	Mail        bool   // mail is configured
+	SignIn      string // confirm: sign in first, through this link, to confirm
+	Other       string // confirm: the account signed in now, when the link is for another
 }
 
 // mailRoutes adds the pages that registration and mail links lead to.
@@ -108,7 +110,9 @@ func (u *UI) notice(w http.ResponseWriter, status int, heading, msg, link, linkT
 // invalidLink answers a token that is unknown, used, expired, of another
 // purpose or of an account that may not use it: one page for all, 400.
 func (u *UI) invalidLink(w http.ResponseWriter) {
-	u.notice(w, http.StatusBadRequest, "This link has expired", msgLinkInvalid, loginPath, "Go to sign-in")
+	// The address may hold a live token of another purpose.
+	u.render(w, http.StatusBadRequest, "notice", page{Heading: "This link has expired", Message: msgLinkInvalid,
+		Back: loginPath, BackText: "Go to sign-in", Referrer: tokenReferrer})
 }
 
 // tooMany sets Retry-After for a limit and returns the seconds, as sign-in does.
@@ -169,10 +173,10 @@ func (u *UI) hashNew(ctx context.Context, pw string) (string, error) {
 // mailLink is the absolute link to path?token=... on the host the request
 // came to. Only a configured app host is used: a forged Host header must
 // not make a reset mail point at the attacker's server (password reset
-// poisoning).
+// poisoning). Without Deps.IsAppHost no host is known good: no link.
 func (u *UI) mailLink(r *http.Request, path, token string) (string, error) {
 	host := strings.ToLower(r.Host)
-	if host == "" || strings.ContainsAny(host, "/\\@?#% \t\r\n") || (u.isAppHost != nil && !u.isAppHost(hostOf(r))) {
+	if host == "" || strings.ContainsAny(host, "/\\@?#% \t\r\n") || u.isAppHost == nil || !u.isAppHost(hostOf(r)) {
 		return "", fmt.Errorf("loginui: host %q is not an app host; no link is mailed for it", truncate(r.Host, 256))
 	}
 	l := url.URL{Scheme: "https", Host: host, Path: path}
@@ -212,9 +216,14 @@ func (u *UI) sendLater(fn func(ctx context.Context)) {
 // the server has stopped taking requests, so no reset mail is cut off.
 func (u *UI) Drain() { u.background.Wait() }
 
-// nameOf is how a mail greets a user.
+// nameOf is how a mail greets a user: "" (a plain "Hello,") while the
+// address is unconfirmed, since whoever registered with someone else's
+// address chose that name and could fill it with a lure.
 func nameOf(x store.User) string {
-	if x.DisplayName != "" {
+	switch {
+	case !x.EmailVerified:
+		return ""
+	case x.DisplayName != "":
 		return x.DisplayName
 	}
 	return x.Username
@@ -261,7 +270,7 @@ func (u *UI) register(w http.ResponseWriter, r *http.Request) {
 	}
 	displayName := strings.TrimSpace(f.Get("display_name"))
 	if !utf8.ValidString(displayName) || utf8.RuneCountInString(displayName) > maxDisplayName ||
-		strings.ContainsFunc(displayName, unicode.IsControl) {
+		strings.ContainsFunc(displayName, badNameRune) {
 		again(http.StatusBadRequest, "display_name", msgRegisterBadDisplayName)
 		return
 	}
@@ -272,6 +281,15 @@ func (u *UI) register(w http.ResponseWriter, r *http.Request) {
 			field = "confirm"
 		}
 		again(http.StatusBadRequest, field, err.Error())
+		return
+	}
+	// Every well-formed registration mails its address (a confirmation, or
+	// "you already have an account"), so it counts against that address,
+	// as a reset request counts against its account: one client cannot
+	// flood a mailbox. The key is the canonical address, counted whether
+	// or not an account has it, so a 429 tells nothing.
+	if err := u.guard.takeUser(r.Context(), "register:email:"+email); err != nil {
+		u.guardFailure(w, r, "registration", err, func(status int, msg string) { again(status, "", msg) })
 		return
 	}
 	// Hashed before anything is looked up, so a taken name costs the same.
@@ -316,7 +334,7 @@ func (u *UI) mailDuplicate(r *http.Request, x store.User) bool {
 	if u.mailer == nil {
 		return true
 	}
-	d := mailData{Name: x.DisplayName}
+	var d mailData // no name: x's address is not confirmed (see nameOf)
 	path := registerPath
 	if owner, err := u.db.UserByLogin(x.Email); err == nil {
 		d.Name, path = nameOf(owner), resetPath
@@ -345,8 +363,10 @@ func (u *UI) sendVerification(r *http.Request, x store.User) error {
 	if err != nil {
 		return err
 	}
+	// The account is named, so the owner of an address someone else
+	// registered with can tell the link is not for them.
 	return u.send(context.WithoutCancel(r.Context()), mailVerify, x.Email,
-		mailData{Name: nameOf(x), Link: link, Expires: u.cfg.TokenTTL})
+		mailData{Name: nameOf(x), Username: x.Username, Link: link, Expires: u.cfg.TokenTTL})
 }
 
 // Texts of the answer to a registration, by whether mail is configured,
@@ -382,23 +402,74 @@ func (u *UI) registered(w http.ResponseWriter, sent bool) {
 
 // verifyPage shows the button that confirms an address. A GET never
 // changes anything: mail scanners and link previews open links too.
+// Confirming an address needs the account's own session: a mail that
+// reached someone who never registered (an attacker typed their address)
+// cannot attach their address to the attacker's account with one click,
+// since they cannot sign in as it.
+
 func (u *UI) verifyPage(w http.ResponseWriter, r *http.Request) {
 	token := r.URL.Query().Get("token")
-	if _, err := u.db.PeekToken(token, store.PurposeVerify); err != nil {
+	name, ok := u.peekVerify(w, token)
+	if !ok {
+		return
+	}
+	u.confirmPage(w, r, http.StatusOK, token, name, "")
+}
+
+// peekVerify is the account a confirmation token is for; when there is
+// none it has answered with the invalid-link page.
+func (u *UI) peekVerify(w http.ResponseWriter, token string) (string, bool) {
+	name, err := u.db.PeekToken(token, store.PurposeVerify)
+	if err != nil {
 		if !errors.Is(err, store.ErrTokenInvalid) {
 			u.log.Error("verification: reading the token", "err", err)
 		}
 		u.invalidLink(w)
+		return "", false
+	}
+	return name, true
+}
+
+// confirmPage shows the confirm button to the account the link is for,
+// and to anyone else a way to sign in as it (or a note that they are
+// signed in as another account).
+func (u *UI) confirmPage(w http.ResponseWriter, r *http.Request, status int, token, name, msg string) {
+	fp := &flowPage{Token: token, Username: name}
+	user, err := u.Authenticate(r)
+	if err != nil {
+		u.log.Error("verification: reading the session", "err", err)
+		u.Error(w, r, http.StatusInternalServerError)
 		return
 	}
-	u.render(w, http.StatusOK, "confirm", page{Heading: "Confirm your email address", CSRF: u.csrfToken(w, r), Flow: &flowPage{Token: token}})
+	switch {
+	case user == nil:
+		fp.SignIn = loginPath + "?rd=" + url.QueryEscape(verifyPath+"?token="+token)
+	case user.Username != name:
+		fp.Other = user.Username
+	}
+	u.render(w, status, "confirm", page{Heading: "Confirm your email address", CSRF: u.csrfToken(w, r),
+		Error: msg, Flow: fp, Referrer: tokenReferrer})
 }
 
 func (u *UI) verify(w http.ResponseWriter, r *http.Request) {
 	token := truncate(r.PostForm.Get("token"), maxTokenField)
+	name, ok := u.peekVerify(w, token)
+	if !ok {
+		return
+	}
 	if !u.csrfOK(r) {
-		u.render(w, http.StatusForbidden, "confirm", page{Heading: "Confirm your email address", CSRF: u.csrfToken(w, r),
-			Error: msgFormExpired, Flow: &flowPage{Token: token}})
+		u.confirmPage(w, r, http.StatusForbidden, token, name, msgFormExpired)
+		return
+	}
+	user, err := u.Authenticate(r)
+	if err != nil {
+		u.log.Error("verification: reading the session", "err", err)
+		u.Error(w, r, http.StatusInternalServerError)
+		return
+	}
+	if user == nil || user.Username != name {
+		u.log.Info("audit", "event", "email_verify_refused", "user", name, "ip", u.clientAddr(r))
+		u.confirmPage(w, r, http.StatusForbidden, token, name, "")
 		return
 	}
 	x, err := u.db.VerifyEmail(token)
@@ -412,7 +483,7 @@ func (u *UI) verify(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	u.log.Info("audit", "event", "email_verified", "user", x.Username, "ip", u.clientAddr(r))
-	u.notice(w, http.StatusOK, "Email address confirmed", "Thank you: your email address is confirmed.", loginPath, "Go to sign-in")
+	u.notice(w, http.StatusOK, "Email address confirmed", "Thank you: your email address is confirmed.", accountPath, "Go to your account")
 }
 
 // resendVerification mails a signed-in user a new confirmation link. It

@@ -3,6 +3,7 @@ package loginui
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/netip"
@@ -209,14 +210,33 @@ func TestRegistrationHappyPath(t *testing.T) {
 	if path != "/.gatehouse/verify" {
 		t.Fatalf("link to %s", path)
 	}
-	// A GET (a mail scanner, a preview) changes nothing.
+	// A GET (a mail scanner, a preview) changes nothing, and without the
+	// account's session the page only offers to sign in: whoever merely
+	// received the mail cannot attach the address to this account.
+	signInLink := `href="/.gatehouse/login?rd=` + url.QueryEscape(path+"?token="+token)
 	for range 2 {
-		wantPage(t, b.do("GET", path+"?token="+token, nil), http.StatusOK, `action="/.gatehouse/verify"`, `name="token" value="`+token+`"`, "Confirm email address</button>")
-	}
-	if x, _ := f.db.User("erin.m"); x.EmailVerified {
-		t.Fatal("a GET verified the address")
+		page := wantPage(t, b.do("GET", path+"?token="+token, nil), http.StatusOK, "Sign in to confirm", "erin.m")
+		if !strings.Contains(page, strings.ReplaceAll(signInLink, "&", "&amp;")) || strings.Contains(page, `action="/.gatehouse/verify"`) {
+			t.Errorf("anonymous confirm page:\n%s", page)
+		}
 	}
 	form := url.Values{"token": {token}, "csrf": {b.token("/.gatehouse/login")}}
+	wantPage(t, b.do("POST", "/.gatehouse/verify", form), http.StatusForbidden, "Sign in to confirm")
+	bob := f.browser(t)
+	if resp := bob.signIn("bob", "bob-password", "/"); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("bob signs in: %d", resp.StatusCode)
+	}
+	wantPage(t, bob.do("GET", path+"?token="+token, nil), http.StatusOK, "You are signed in as <strong>bob</strong>")
+	wantPage(t, bob.do("POST", "/.gatehouse/verify", url.Values{"token": {token}, "csrf": {bob.token("/.gatehouse/login")}}), http.StatusForbidden)
+	if x, _ := f.db.User("erin.m"); x.EmailVerified {
+		t.Fatal("the address was verified without erin's session")
+	}
+	// Signed in as erin.m: the button, and it works once.
+	if resp := b.signIn("erin.m", "tulip-bicycle-42", path+"?token="+token); resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != path+"?token="+token {
+		t.Fatalf("sign-in back to the link: %d %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	wantPage(t, b.do("GET", path+"?token="+token, nil), http.StatusOK, `action="/.gatehouse/verify"`, `name="token" value="`+token+`"`, "Confirm email address</button>")
+	form = url.Values{"token": {token}, "csrf": {b.token("/.gatehouse/login")}}
 	wantPage(t, b.do("POST", "/.gatehouse/verify", form), http.StatusOK, "Email address confirmed")
 	if x, _ := f.db.User("erin.m"); !x.EmailVerified {
 		t.Error("the address is not verified")
@@ -501,6 +521,10 @@ func TestRegistrationPagesAreAccessible(t *testing.T) {
 	f.ui.background.Wait()
 	_, verify := linkIn(t, mail.to("nora@example.com")[0])
 	_, reset := linkIn(t, mail.to("bob@example.com")[0])
+	// The confirm button is for the account's own session.
+	if resp := b.signIn("nora", "tulip-bicycle-42", "/"); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("nora signs in: %d", resp.StatusCode)
+	}
 	inputs := regexp.MustCompile(`<input id="([^"]+)"`)
 	forms := regexp.MustCompile(`(?s)<form method="post".*?</form>`)
 	for _, target := range []string{"/.gatehouse/register", "/.gatehouse/reset", "/.gatehouse/verify?token=" + verify, "/.gatehouse/reset/confirm?token=" + reset} {
@@ -553,5 +577,99 @@ func TestNewChecksRegistrationSettings(t *testing.T) {
 	}
 	if ui.cfg.TokenTTL != time.Hour || ui.cfg.InviteTTL != 72*time.Hour || ui.cfg.Registration || ui.mailer != nil {
 		t.Errorf("defaults: TokenTTL %v, InviteTTL %v, Registration %v, mailer %v", ui.cfg.TokenTTL, ui.cfg.InviteTTL, ui.cfg.Registration, ui.mailer)
+	}
+}
+
+// TestRegistrationMailsToOneAddressAreLimited pins down mail bombing
+// through the registration form: every well-formed registration mails its
+// address (a confirmation, or "you already have an account"), so without
+// a limit per address one client could flood any mailbox with mails from
+// the gateway at its whole per-address sign-in budget. The limit counts
+// the canonical address whether or not it has an account, so its 429
+// says nothing about which addresses are registered.
+func TestRegistrationMailsToOneAddressAreLimited(t *testing.T) {
+	mail := &outbox{}
+	f := newMailFixture(t, mail, registration) // 1000 posts a minute from one client address
+	for _, addr := range []string{"bob@example.com", "newcomer@example.com"} {
+		var last *http.Response
+		for i := range 20 {
+			last = f.browser(t).register(fmt.Sprintf("x%d-%s", i, addr[:3]), strings.ToUpper(addr), "", "tulip-bicycle-42", "tulip-bicycle-42")
+			if last.StatusCode != http.StatusOK {
+				break
+			}
+		}
+		if n := len(mail.to(addr)); n > 5 {
+			t.Errorf("%s: %d mails from 20 registrations, want at most the per-account limit of 5", addr, n)
+		}
+		wantPage(t, last, http.StatusTooManyRequests, "Too many attempts")
+		if last.Header.Get("Retry-After") == "" {
+			t.Errorf("%s: 429 without Retry-After", addr)
+		}
+	}
+}
+
+// TestMailsToAnUnconfirmedAddressCarryNoChosenText pins down two abuses of
+// registering with someone else's address. Phishing through the gateway's
+// own mail: whatever the registrant typed as their name must not reach an
+// address nobody has confirmed, in any mail (confirmation, reset, "you
+// already have an account"). A confused deputy: the confirmation mail and
+// page must say which account the address would be confirmed for, so its
+// owner can tell it is not theirs; a confirmed address goes upstream as
+// Remote-Email, which apps may trust as identity.
+func TestMailsToAnUnconfirmedAddressCarryNoChosenText(t *testing.T) {
+	mail := &outbox{}
+	f := newMailFixture(t, mail, registration)
+	lure := "IT desk: your mailbox is full, sign in at mail-help.example"
+	wantPage(t, f.browser(t).register("mallory", "victim@example.com", lure, "tulip-bicycle-42", "tulip-bicycle-42"), http.StatusOK)
+	f.requestReset(t, f.browser(t), "mallory")
+	wantPage(t, f.browser(t).register("mallory2", "victim@example.com", lure, "tulip-bicycle-42", "tulip-bicycle-42"), http.StatusOK)
+	mails := mail.to("victim@example.com")
+	if len(mails) != 3 {
+		t.Fatalf("mails to the victim: %d, want 3 (confirmation, reset, exists)", len(mails))
+	}
+	for _, m := range mails {
+		if strings.Contains(m.Text, "mail-help") || strings.Contains(m.HTML, "mail-help") {
+			t.Errorf("%q carries the registrant's text:\n%s", m.Subject, m.Text)
+		}
+	}
+	verify := mails[0]
+	if !strings.Contains(verify.Text, "mallory") || !strings.Contains(verify.HTML, "<strong>mallory</strong>") {
+		t.Errorf("the confirmation mail does not name the account:\n%s", verify.Text)
+	}
+	path, token := linkIn(t, verify)
+	wantPage(t, f.browser(t).do("GET", path+"?token="+token, nil), http.StatusOK, "<strong>mallory</strong>")
+
+	// A confirmed address is greeted by its name, as before.
+	if _, err := f.db.UpdateUser("bob", func(x *store.User) error { x.DisplayName, x.EmailVerified = "Bob B", true; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	f.requestReset(t, f.browser(t), "bob")
+	if got := mail.to("bob@example.com"); len(got) != 1 || !strings.Contains(got[0].Text, "Hello Bob B,") {
+		t.Errorf("reset mail to a confirmed address: %+v", got)
+	}
+}
+
+// TestDisplayNamesHoldNoInvisibleLayout pins down display names that
+// change how the text around them reads: a line or paragraph separator
+// (shown as a new line by mail clients and some apps, like the CR/LF that
+// is already refused) or a bidirectional override or isolate, which can
+// show "‮nimda" as "admin" in the console and upstream in Remote-Name.
+// Both the registration form and the admin console refuse them.
+func TestDisplayNamesHoldNoInvisibleLayout(t *testing.T) {
+	f := newMailFixture(t, &outbox{}, registration)
+	alice := f.adminSignIn(t, "alice")
+	for i, name := range []string{"Mallory\u2028Remote-User: alice", "Mallory\u2029x", "\u202enimda", "a\u2066b\u2069", "x\u200fy"} {
+		wantPage(t, f.browser(t).register(fmt.Sprintf("mal%d", i), fmt.Sprintf("mal%d@example.com", i), name, "tulip-bicycle-42", "tulip-bicycle-42"),
+			http.StatusBadRequest, msgRegisterBadDisplayName)
+		wantAdminPage(t, alice.adminPost("/.gatehouse/admin/users/bob", url.Values{"email": {"bob@example.com"}, "display_name": {name}}),
+			http.StatusBadRequest, msgAdminBadDisplayName)
+	}
+	// Letters of every script, and the joiners some of them need, still work.
+	for i, name := range []string{"Zoë Ångström", "محمد علي", "श्री\u200dराम", "👩\u200d💻 Dev"} {
+		wantPage(t, f.browser(t).register(fmt.Sprintf("ok%d", i), fmt.Sprintf("ok%d@example.com", i), name, "tulip-bicycle-42", "tulip-bicycle-42"),
+			http.StatusOK)
+		if x, err := f.db.User(fmt.Sprintf("ok%d", i)); err != nil || x.DisplayName != name {
+			t.Errorf("%q: %+v, %v", name, x, err)
+		}
 	}
 }

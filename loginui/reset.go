@@ -141,7 +141,8 @@ func (u *UI) setPasswordForm(w http.ResponseWriter, r *http.Request, status int,
 		lead = "Welcome, " + x.Username + "! Choose the password for your new account."
 	}
 	fp := &flowPage{Field: field, Username: x.Username, Token: token, Action: action, Submit: submit, MinLength: u.cfg.passwordMinLength()}
-	u.render(w, status, "setpassword", page{Heading: heading, Message: lead, CSRF: u.csrfToken(w, r), Error: msg, Flow: fp})
+	u.render(w, status, "setpassword", page{Heading: heading, Message: lead, CSRF: u.csrfToken(w, r), Error: msg, Flow: fp,
+		Referrer: tokenReferrer})
 }
 
 // tokenPage shows the set-password form of a reset or invitation link;

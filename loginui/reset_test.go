@@ -5,7 +5,10 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"regexp"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -370,5 +373,150 @@ func TestResetAnswersBeforeASlowMailer(t *testing.T) {
 	f.ui.background.Wait()
 	if n := len(mail.to("bob@example.com")); n != 1 {
 		t.Errorf("mails to bob: %d, want 1", n)
+	}
+}
+
+// TestTokenPagesLeakNoToken pins down a token leaking through Referer: a
+// page whose address holds a live token (reset, invitation, verification)
+// must tell the browser never to send its path and query onwards, in the
+// header and in the page's own <meta name="referrer"> (which would
+// override the header), and must load nothing from another origin.
+// "same-origin" is not enough: every app behind this host is the same
+// origin, and would get the link in Referer.
+func TestTokenPagesLeakNoToken(t *testing.T) {
+	mail := &outbox{}
+	f := newMailFixture(t, mail)
+	if err := f.db.CreateUser(store.User{Username: "olga", Email: "olga@example.com"}); err != nil {
+		t.Fatal(err)
+	}
+	pages := map[string]string{}
+	for path, mint := range map[string][2]string{
+		"/.gatehouse/reset/confirm": {"bob", store.PurposeReset},
+		"/.gatehouse/invite":        {"olga", store.PurposeInvite},
+		"/.gatehouse/verify":        {"alice", store.PurposeVerify},
+	} {
+		token, err := f.db.CreateToken(mint[0], mint[1], time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pages[path+"?token="+token] = token
+	}
+	safe := map[string]bool{"no-referrer": true, "origin": true, "strict-origin": true}
+	metaRE := regexp.MustCompile(`<meta name="referrer" content="([^"]*)">`)
+	for target, token := range pages {
+		resp := f.browser(t).do("GET", target, nil)
+		page := wantPage(t, resp, http.StatusOK, token)
+		if p := resp.Header.Get("Referrer-Policy"); !safe[p] {
+			t.Errorf("%s: Referrer-Policy %q sends the token onwards", target[:strings.IndexByte(target, '?')], p)
+		}
+		for _, m := range metaRE.FindAllStringSubmatch(page, -1) {
+			if !safe[m[1]] {
+				t.Errorf("%s: <meta name=referrer content=%q> sends the token onwards", target[:strings.IndexByte(target, '?')], m[1])
+			}
+		}
+		for _, bad := range []string{`src="http`, `href="http`, `src="//`, `href="//`, `action="http`, `action="//`} {
+			if strings.Contains(page, bad) {
+				t.Errorf("%s: loads or links another origin (%s)", target, bad)
+			}
+		}
+		if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'self'") {
+			t.Errorf("%s: CSP %q", target, csp)
+		}
+	}
+	// The rest of the gateway keeps its policy.
+	if p := f.browser(t).do("GET", "/.gatehouse/login", nil).Header.Get("Referrer-Policy"); p != "same-origin" {
+		t.Errorf("sign-in page: Referrer-Policy %q", p)
+	}
+}
+
+// TestLinksOnlyForAccountsThatMayUseThem pins down what a live reset link
+// must not open: an account disabled or pending approval since the link
+// was mailed, or one deleted and created again under the same name (a
+// different person); and that a link raced from many tabs sets one
+// password, and that neither a token nor a session of the deleted account
+// survives in the log or the store.
+func TestLinksOnlyForAccountsThatMayUseThem(t *testing.T) {
+	mail := &outbox{}
+	f := newMailFixture(t, mail)
+	const pw = "tulip-bicycle-42"
+	token := f.resetLink(t, mail, "bob", "bob@example.com")
+	for _, state := range []struct {
+		name string
+		set  func(x *store.User)
+	}{
+		{"disabled", func(x *store.User) { x.Disabled, x.Pending = true, false }},
+		{"pending", func(x *store.User) { x.Disabled, x.Pending = false, true }},
+	} {
+		if _, err := f.db.UpdateUser("bob", func(x *store.User) error { state.set(x); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		wantPage(t, f.browser(t).do("GET", "/.gatehouse/reset/confirm?token="+token, nil), http.StatusBadRequest, msgLinkInvalid)
+		wantPage(t, f.browser(t).setPassword("/.gatehouse/reset/confirm", token, pw, pw), http.StatusBadRequest, msgLinkInvalid)
+	}
+	if _, err := f.db.UpdateUser("bob", func(x *store.User) error { x.Disabled, x.Pending = false, false; return nil }); err != nil {
+		t.Fatal(err)
+	}
+
+	// Deleted and created again: neither the old link nor the old cookie works.
+	old := f.browser(t)
+	old.signIn("bob", "bob-password", "/")
+	if old.user() != "bob" {
+		t.Fatal("bob cannot sign in")
+	}
+	if err := f.db.DeleteUser("bob"); err != nil {
+		t.Fatal(err)
+	}
+	hash, _ := store.HashPassword("another-bob-77")
+	if err := f.db.CreateUser(store.User{Username: "bob", Email: "bob@example.com", PasswordHash: hash}); err != nil {
+		t.Fatal(err)
+	}
+	if got := old.user(); got != "" {
+		t.Errorf("the deleted account's session came back as %q", got)
+	}
+	wantPage(t, f.browser(t).setPassword("/.gatehouse/reset/confirm", token, pw, pw), http.StatusBadRequest, msgLinkInvalid)
+
+	// One link, many tabs at once: one password is set.
+	token = f.resetLink(t, mail, "bob", "bob@example.com")
+	var wg sync.WaitGroup
+	var ok atomic.Int32
+	for range 12 {
+		b := f.browser(t)
+		form := url.Values{"token": {token}, "password": {pw}, "confirm": {pw}, "csrf": {b.token("/.gatehouse/login")}}
+		wg.Go(func() {
+			if b.do("POST", "/.gatehouse/reset/confirm", form).StatusCode == http.StatusOK {
+				ok.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if ok.Load() != 1 {
+		t.Errorf("%d posts of one link succeeded, want 1", ok.Load())
+	}
+	if strings.Contains(f.logText(), token) {
+		t.Error("a token reached the log")
+	}
+}
+
+// TestMailLinksFailClosedWithoutAppHosts pins down password reset
+// poisoning through wiring: a UI built with a Mailer but no IsAppHost
+// must not take a mailed link's host from the request's Host header,
+// which the requester chooses.
+func TestMailLinksFailClosedWithoutAppHosts(t *testing.T) {
+	mail := &outbox{}
+	f := newMailFixture(t, mail)
+	f.ui.isAppHost = nil
+	b := f.browser(t)
+	r := httptest.NewRequest("POST", "https://evil.example/.gatehouse/reset",
+		strings.NewReader(url.Values{"login": {"bob"}, "csrf": {b.token("/.gatehouse/login")}}.Encode()))
+	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	for name, value := range b.cookies {
+		r.AddCookie(&http.Cookie{Name: name, Value: value})
+	}
+	f.ui.Handler().ServeHTTP(httptest.NewRecorder(), r)
+	f.ui.background.Wait()
+	for _, m := range mail.to("bob@example.com") {
+		if strings.Contains(m.Text, "evil.example") {
+			t.Errorf("a reset link points at the requester's host:\n%s", m.Text)
+		}
 	}
 }

@@ -237,9 +237,9 @@ func sessionRows(t *testing.T, ctx context.Context) int {
 	return n
 }
 
-// TestBrowserSelfService walks what a user does alone: sign up, confirm
-// the address by the link in the mail, sign in, change the password, see
-// and end sessions, sign out, and reset a forgotten password by mail.
+// TestBrowserSelfService walks what a user does alone: sign up, follow
+// the link in the mail, sign in, confirm the address, change the password,
+// see and end sessions, sign out, and reset a forgotten password by mail.
 func TestBrowserSelfService(t *testing.T) {
 	g, mails := mailGateway(t)
 	ctx := browser(t)
@@ -262,16 +262,28 @@ func TestBrowserSelfService(t *testing.T) {
 	submit(t, ctx, "/.gatehouse/register", `h1`)
 	screenshot(t, ctx, "register-done")
 
-	// The link in the mail confirms the address, after one more click.
+	// The link in the mail asks for the account's sign-in, then confirms
+	// the address with one more click.
 	verify := linkIn(t, waitMail(t, mails, 1).data)
 	if !strings.Contains(verify, "/.gatehouse/verify?token=") {
 		t.Fatalf("first mail links to %s", verify)
 	}
 	if err := chromedp.Do(ctx,
 		chromedp.Navigate(verify),
-		chromedp.WaitVisible(chromedp.CSS(`form[action="/.gatehouse/verify"] button`)),
+		chromedp.WaitVisible(chromedp.CSS(`a[href^="/.gatehouse/login?rd="]`)),
 	); err != nil {
 		t.Fatal(err)
+	}
+	screenshot(t, ctx, "verify-sign-in-first")
+	if err := chromedp.Do(ctx,
+		chromedp.Click(chromedp.CSS(`a[href^="/.gatehouse/login?rd="]`)),
+		chromedp.WaitVisible(chromedp.CSS(`input[name=username]`)),
+		chromedp.SendKeys(chromedp.CSS(`input[name=username]`), "dave@example.com"),
+		chromedp.SendKeys(chromedp.CSS(`input[name=password]`), "open the pod bay doors"),
+		chromedp.Submit(chromedp.CSS(`input[name=password]`)),
+		chromedp.WaitVisible(chromedp.CSS(`form[action="/.gatehouse/verify"] button`)),
+	); err != nil {
+		t.Fatalf("sign in to confirm: %v", err)
 	}
 	screenshot(t, ctx, "verify-confirm")
 	fitsPhone(t, ctx, "verify-confirm")
@@ -281,8 +293,13 @@ func TestBrowserSelfService(t *testing.T) {
 		t.Errorf("after confirming:\n%s", text)
 	}
 
-	// Sign in; the app sees the confirmed address and the default role.
-	browserSignIn(t, ctx, g.https, "dave@example.com", "open the pod bay doors")
+	// The account page; the app sees the confirmed address and the default role.
+	if err := chromedp.Do(ctx,
+		chromedp.Navigate(g.https+"/.gatehouse/account"),
+		chromedp.WaitVisible(chromedp.CSS(`form[action="/.gatehouse/account/password"]`)),
+	); err != nil {
+		t.Fatal(err)
+	}
 	screenshot(t, ctx, "account")
 	fitsPhone(t, ctx, "account")
 	if err := chromedp.Do(ctx,
