@@ -264,7 +264,10 @@ func (u *UI) register(w http.ResponseWriter, r *http.Request) {
 	}
 	rawEmail := f.Get("email")
 	email, err := store.CanonicalEmail(rawEmail)
-	if err != nil || strings.ContainsFunc(rawEmail, unicode.IsControl) {
+	// Self-registered addresses are ASCII (an internationalised domain in
+	// its xn-- form): bоb@example.com with a Cyrillic о must not sit beside
+	// bob@example.com looking the same. Admins may still enter any address.
+	if err != nil || strings.ContainsFunc(rawEmail, unicode.IsControl) || strings.ContainsFunc(email, func(r rune) bool { return r > 0x7e }) {
 		again(http.StatusBadRequest, "email", msgRegisterBadEmail)
 		return
 	}

@@ -374,6 +374,8 @@ func TestRegistrationRefusesBadInput(t *testing.T) {
 		{"email with two @", "email", "grace@evil@example.com", 400, msgRegisterBadEmail},
 		{"email with CR/LF", "email", "grace@example.com\r\nBcc: victim@example.net", 400, msgRegisterBadEmail},
 		{"email too long", "email", strings.Repeat("g", 250) + "@example.com", 400, msgRegisterBadEmail},
+		{"email with a lookalike letter", "email", "gr\u0430ce@example.com", 400, msgRegisterBadEmail},
+		{"email with a unicode domain", "email", "grace@ex\u00e4mple.com", 400, msgRegisterBadEmail},
 		{"name with a newline", "display_name", "Grace\nHopper", 400, msgRegisterBadDisplayName},
 		{"name too long", "display_name", strings.Repeat("g", 129), 400, msgRegisterBadDisplayName},
 		{"short password", "password", "tulip-4", 400, "Use at least 8 characters."},
