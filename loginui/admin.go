@@ -349,14 +349,20 @@ func adminProfileFields(r *http.Request) (email, displayName string, roles []str
 		}
 	}
 	displayName = strings.TrimSpace(r.PostForm.Get("display_name"))
-	if !utf8.ValidString(displayName) || utf8.RuneCountInString(displayName) > maxDisplayName ||
-		strings.ContainsFunc(displayName, badNameRune) {
+	if !ValidDisplayName(displayName) {
 		return "", "", nil, &adminFieldError{"display_name", msgAdminBadDisplayName}
 	}
 	if roles, err = adminParseRoles(r.PostForm.Get("roles")); err != nil {
 		return "", "", nil, err
 	}
 	return email, displayName, roles, nil
+}
+
+// ValidDisplayName reports whether s (already trimmed) may be a display
+// name: valid UTF-8, at most 128 characters, one line, no bidi controls.
+// The CLI checks names with it too.
+func ValidDisplayName(s string) bool {
+	return utf8.ValidString(s) && utf8.RuneCountInString(s) <= maxDisplayName && !strings.ContainsFunc(s, badNameRune)
 }
 
 // badNameRune is a character no display name may hold: a control

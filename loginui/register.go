@@ -13,7 +13,6 @@ import (
 	"strings"
 	"time"
 	"unicode"
-	"unicode/utf8"
 
 	"github.com/gatehouse-auth/gatehouse/store"
 )
@@ -272,8 +271,7 @@ func (u *UI) register(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	displayName := strings.TrimSpace(f.Get("display_name"))
-	if !utf8.ValidString(displayName) || utf8.RuneCountInString(displayName) > maxDisplayName ||
-		strings.ContainsFunc(displayName, badNameRune) {
+	if !ValidDisplayName(displayName) {
 		again(http.StatusBadRequest, "display_name", msgRegisterBadDisplayName)
 		return
 	}

@@ -60,6 +60,7 @@ func TestCLIErrorsAreOneLine(t *testing.T) {
 		{"empty stdin", "", []string{"user", "passwd", "bob", "-config", cfg, "-password-stdin"}, "gatehouse: no password on stdin"},
 		{"bad role", "", []string{"user", "roles", "bob", "-config", cfg, "-set", "staff,ops team"}, `gatehouse: "ops team" is not a role name (letters, digits, '.', '_', ':' and '-', up to 64)`},
 		{"bad role on add", "", []string{"user", "add", "carol", "-config", cfg, "-role", "a\"b"}, `gatehouse: "a\"b" is not a role name (letters, digits, '.', '_', ':' and '-', up to 64)`},
+		{"bidi in name", "", []string{"user", "add", "carol", "-config", cfg, "-name", "\u202enimda"}, "gatehouse: -name must be one line of at most 128 characters, without direction controls"},
 		{"roles without set", "", []string{"user", "roles", "bob", "-config", cfg}, `gatehouse: user roles needs -set a,b (or -set "" for none)`},
 		{"unknown user", "", []string{"user", "disable", "nobody", "-config", cfg}, `gatehouse: no user "nobody"`},
 		{"policy check args", "", []string{"policy", "check", "-config", cfg, "GET"}, "gatehouse: policy check needs METHOD and URL, e.g. GET https://wiki.example.com/admin"},

@@ -15,6 +15,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/gatehouse-auth/gatehouse/loginui"
 	"github.com/gatehouse-auth/gatehouse/store"
 )
 
@@ -100,6 +101,10 @@ func cmdUser(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 			return usageError{"user roles needs -set a,b (or -set \"\" for none)"}
 		}
 		_ = (*stringList)(&req.Roles).Set(set)
+	}
+	req.DisplayName = strings.TrimSpace(req.DisplayName)
+	if !loginui.ValidDisplayName(req.DisplayName) {
+		return usageError{"-name must be one line of at most 128 characters, without direction controls"}
 	}
 	if r := badRole(req.Roles); r != "" {
 		return usageError{fmt.Sprintf("%q is not a role name (letters, digits, '.', '_', ':' and '-', up to 64)", r)}
