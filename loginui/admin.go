@@ -54,12 +54,17 @@ const (
 	msgAdminInviteNeedsEmail = "An invitation is sent by email: enter the user's email address."
 )
 
+// msgAdminNoInvite: an invitation only goes to an enabled user with an
+// address who never set a password, and only when mail is configured.
+const msgAdminNoInvite = "An invitation can only be sent, with mail configured, to an enabled user with an email address who has not set a password yet."
+
 // adminNotices are the messages shown after a change (POST-redirect-GET).
 // The redirect carries only the key, so no text can be planted in a link.
 var adminNotices = map[string]string{
 	"created":   "User %s was created.",
 	"invited":   "User %s was created and an invitation was sent.",
 	"uninvited": "User %s was created, but the invitation could not be sent: set a password below.",
+	"reinvited": "A new invitation was sent to %s; earlier links no longer work.",
 	"updated":   "The changes to %s were saved.",
 	"enabled":   "User %s was enabled.",
 	"disabled":  "User %s was disabled and signed out everywhere.",
@@ -107,6 +112,7 @@ type adminRow struct {
 	Disabled     bool
 	Locked       bool
 	Pending      bool
+	Invited      bool // has an email and no password yet: an invitation can be (re)sent
 	URL          string
 }
 
@@ -230,7 +236,7 @@ func (u *UI) adminRowOf(x store.User) adminRow {
 		Username: x.Username, Email: x.Email, DisplayName: x.DisplayName,
 		Roles: strings.Join(x.Roles, ", "), LastSignIn: "never", Created: adminTime(x.Created),
 		FailedLogins: x.FailedLogins, Disabled: x.Disabled, Locked: x.LockedUntil.After(now),
-		Pending: x.Pending, URL: adminUserURL(x.Username),
+		Pending: x.Pending, Invited: x.PasswordHash == "" && x.Email != "", URL: adminUserURL(x.Username),
 	}
 	if !x.LastSignIn.IsZero() {
 		row.LastSignIn = adminTime(x.LastSignIn)
@@ -545,7 +551,7 @@ func (u *UI) adminTarget(w http.ResponseWriter, r *http.Request) (store.User, bo
 // adminUserView renders a user's page, with the notice, or an error about a
 // form on it.
 func (u *UI) adminUserView(w http.ResponseWriter, r *http.Request, status int, actor *store.User, x store.User, errMsg, field string, form *adminForm) {
-	d := &adminData{Target: u.adminRowOf(x), Self: x.Username == actor.Username, Field: field, MinPassword: u.adminMinPassword()}
+	d := &adminData{Target: u.adminRowOf(x), Self: x.Username == actor.Username, Field: field, MinPassword: u.adminMinPassword(), Invite: u.invitationsEnabled()}
 	d.Form = adminForm{Email: x.Email, DisplayName: x.DisplayName, Roles: strings.Join(x.Roles, ", ")}
 	if form != nil {
 		d.Form = *form
@@ -724,6 +730,24 @@ func (u *UI) adminAction(w http.ResponseWriter, r *http.Request, actor *store.Us
 		}
 		u.adminAudit(r, "admin_sessions_ended", actor, x.Username, "sessions_ended", n)
 		u.adminSeeOther(w, r, adminUserURL(x.Username)+"?done=sessions")
+	case "invite":
+		// A new invitation for a user who never set a password (the
+		// first link expired or went astray); it replaces earlier links.
+		if !u.invitationsEnabled() || x.PasswordHash != "" || x.Email == "" || x.Disabled {
+			refuse(http.StatusConflict, msgAdminNoInvite, "")
+			return
+		}
+		if err := u.allowIP(r); err != nil {
+			u.adminFailure(w, r, "sending an invitation", err)
+			return
+		}
+		if err := u.sendInvitation(r, x); err != nil {
+			u.log.Error("admin: the invitation was not sent", "user", x.Username, "err", err)
+			refuse(http.StatusServiceUnavailable, msgMailFailed, "")
+			return
+		}
+		u.adminAudit(r, "admin_user_invited", actor, x.Username, "again", true)
+		u.adminSeeOther(w, r, adminUserURL(x.Username)+"?done=reinvited")
 	case "approve":
 		if !update(func(y *store.User) { y.Pending = false }) {
 			return

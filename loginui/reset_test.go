@@ -520,3 +520,40 @@ func TestMailLinksFailClosedWithoutAppHosts(t *testing.T) {
 		}
 	}
 }
+
+// TestAnInvitationCanBeSentAgain: when the first link expired or went
+// astray, the admin sends a new one from the user's page; it replaces the
+// old link. A user who has a password gets no invitation.
+func TestAnInvitationCanBeSentAgain(t *testing.T) {
+	mail := &outbox{}
+	f := newMailFixture(t, mail)
+	alice := f.adminSignIn(t, "alice")
+	form := url.Values{"username": {"pia"}, "email": {"pia@example.com"}, "invite": {"1"}}
+	wantAdminRedirect(t, alice.adminPost("/.gatehouse/admin/new", form), http.StatusSeeOther, "/.gatehouse/admin/users/pia?done=invited")
+	_, first := linkIn(t, mail.to("pia@example.com")[0])
+	f.clock.add(73 * time.Hour) // the first link has expired, and so has alice's session
+	alice = f.adminSignIn(t, "alice")
+
+	wantAdminPage(t, alice.do("GET", "/.gatehouse/admin/users/pia", nil), http.StatusOK, `action="/.gatehouse/admin/users/pia/invite"`, "Send a new invitation")
+	wantAdminRedirect(t, alice.adminPost("/.gatehouse/admin/users/pia/invite", url.Values{}), http.StatusSeeOther, "/.gatehouse/admin/users/pia?done=reinvited")
+	mails := mail.to("pia@example.com")
+	if len(mails) != 2 {
+		t.Fatalf("%d mails to pia, want 2", len(mails))
+	}
+	path, second := linkIn(t, mails[1])
+	b := f.browser(t)
+	wantPage(t, b.do("GET", path+"?token="+first, nil), http.StatusBadRequest, msgLinkInvalid)
+	wantPage(t, b.setPassword(path, second, "tulip-bicycle-42", "tulip-bicycle-42"), http.StatusOK, "Your password is set")
+	if !strings.Contains(f.logText(), `"event":"admin_user_invited","admin":"alice","user":"pia"`) {
+		t.Errorf("no audit event for the new invitation:\n%s", f.logText())
+	}
+
+	// Now pia has a password: no button, and a forged post is refused.
+	if page := body(alice.do("GET", "/.gatehouse/admin/users/pia", nil)); strings.Contains(page, "/pia/invite") {
+		t.Error("a user with a password is offered an invitation")
+	}
+	wantAdminPage(t, alice.adminPost("/.gatehouse/admin/users/pia/invite", url.Values{}), http.StatusConflict, msgAdminNoInvite)
+	if n := len(mail.to("pia@example.com")); n != 2 {
+		t.Errorf("%d mails to pia after the refused invitation", n)
+	}
+}
