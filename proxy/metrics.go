@@ -18,8 +18,9 @@ type Metrics interface {
 	// request's host as configured ("" when none does), outcome one of the
 	// Outcome constants, d the time from the request to the end of the answer.
 	Request(app, outcome string, d time.Duration)
-	// UpstreamError is called when an allowed request is answered 502 or
-	// 504: the app could not be reached or was too slow (or said so itself).
+	// UpstreamError is called when the gateway answered an allowed request
+	// with 502 or 504 because the app could not be reached or was too slow
+	// (a 502 the app sent itself is the app's answer, not counted here).
 	UpstreamError(app string)
 }
 
@@ -44,7 +45,7 @@ var Outcomes = []string{OutcomeAllowed, OutcomeDenied, OutcomeLogin, OutcomeBadR
 func (g *Gateway) observe(st *state, r *http.Request, info *reqInfo, status int, d time.Duration) {
 	app, outcome := classify(st, r, info, status)
 	g.deps.Metrics.Request(app, outcome, d)
-	if outcome == OutcomeAllowed && (status == http.StatusBadGateway || status == http.StatusGatewayTimeout) {
+	if outcome == OutcomeAllowed && info.upstreamFailed {
 		g.deps.Metrics.UpstreamError(app)
 	}
 }

@@ -113,7 +113,7 @@ func TestMetricsOutcomes(t *testing.T) {
 		{"healthz on any host", "evil.test", "/.gatehouse/healthz", nil, 200, " gateway_page", false},
 		{"store down", "app.test", "/home", []string{"Cookie", "test-session=bob", "X-Test-Store", "down"}, 500, "app.test error", false},
 		{"upstream down", "down.test", "/home", []string{"Cookie", "test-session=bob"}, 502, "down.test allowed", true},
-		{"the app's own 502", "app.test", "/app-502", []string{"Cookie", "test-session=bob"}, 502, "app.test allowed", true},
+		{"the app's own 502", "app.test", "/app-502", []string{"Cookie", "test-session=bob"}, 502, "app.test allowed", false}, // the app's answer, not a gateway failure
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := httptest.NewRequest("GET", tc.target, nil)

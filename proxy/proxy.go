@@ -235,12 +235,15 @@ func (g *Gateway) reverseProxy(st *state, app App) (*httputil.ReverseProxy, erro
 
 // reqInfo carries what the gateway decided from ServeHTTP into Rewrite.
 type reqInfo struct {
-	user     *store.User
-	target   policy.Target
-	client   netip.Addr
-	trusted  bool // the peer is a trusted proxy
-	status   int
-	decision policy.Decision
+	user    *store.User
+	target  policy.Target
+	client  netip.Addr
+	trusted bool // the peer is a trusted proxy
+	// upstreamFailed: the gateway answered 502/504 itself (unreachable or
+	// slow app), for the upstream-errors metric.
+	upstreamFailed bool
+	status         int
+	decision       policy.Decision
 }
 
 type ctxKey struct{}
@@ -364,6 +367,9 @@ func (g *Gateway) upstreamError(w http.ResponseWriter, r *http.Request, err erro
 		return
 	}
 	status := upstreamStatus(err)
+	if info, ok := r.Context().Value(ctxKey{}).(*reqInfo); ok {
+		info.upstreamFailed = true
+	}
 	g.deps.Log.Warn("upstream error", "host", r.Host, "status", status, "err", err)
 	g.fail(w, r, status)
 }
