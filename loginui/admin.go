@@ -79,6 +79,11 @@ var adminNotices = map[string]string{
 // no commas, spaces or control characters.
 var roleRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$`)
 
+// ValidRole reports whether s is a role name: 1 to 64 letters, digits,
+// '.', '_', ':' and '-', starting with a letter or digit. The config and
+// the CLI check roles with it too.
+func ValidRole(s string) bool { return roleRE.MatchString(s) }
+
 // adminData is what the console's templates get besides the common page.
 type adminData struct {
 	Notice string

@@ -410,25 +410,12 @@ func (u *UI) registered(w http.ResponseWriter, sent bool) {
 
 func (u *UI) verifyPage(w http.ResponseWriter, r *http.Request) {
 	token := r.URL.Query().Get("token")
-	name, ok := u.peekVerify(w, token)
+	x, ok := u.linkUser(w, token, store.PurposeVerify)
 	if !ok {
 		return
 	}
+	name := x.Username
 	u.confirmPage(w, r, http.StatusOK, token, name, "")
-}
-
-// peekVerify is the account a confirmation token is for; when there is
-// none it has answered with the invalid-link page.
-func (u *UI) peekVerify(w http.ResponseWriter, token string) (string, bool) {
-	name, err := u.db.PeekToken(token, store.PurposeVerify)
-	if err != nil {
-		if !errors.Is(err, store.ErrTokenInvalid) {
-			u.log.Error("verification: reading the token", "err", err)
-		}
-		u.invalidLink(w)
-		return "", false
-	}
-	return name, true
 }
 
 // confirmPage shows the confirm button to the account the link is for,
@@ -454,10 +441,11 @@ func (u *UI) confirmPage(w http.ResponseWriter, r *http.Request, status int, tok
 
 func (u *UI) verify(w http.ResponseWriter, r *http.Request) {
 	token := truncate(r.PostForm.Get("token"), maxTokenField)
-	name, ok := u.peekVerify(w, token)
+	x, ok := u.linkUser(w, token, store.PurposeVerify)
 	if !ok {
 		return
 	}
+	name := x.Username
 	if !u.csrfOK(r) {
 		u.confirmPage(w, r, http.StatusForbidden, token, name, msgFormExpired)
 		return
@@ -473,8 +461,7 @@ func (u *UI) verify(w http.ResponseWriter, r *http.Request) {
 		u.confirmPage(w, r, http.StatusForbidden, token, name, "")
 		return
 	}
-	x, err := u.db.VerifyEmail(token)
-	switch {
+	switch _, err := u.db.VerifyEmail(token); {
 	case errors.Is(err, store.ErrTokenInvalid):
 		u.invalidLink(w)
 		return
@@ -483,7 +470,7 @@ func (u *UI) verify(w http.ResponseWriter, r *http.Request) {
 		u.Error(w, r, http.StatusInternalServerError)
 		return
 	}
-	u.log.Info("audit", "event", "email_verified", "user", x.Username, "ip", u.clientAddr(r))
+	u.log.Info("audit", "event", "email_verified", "user", name, "ip", u.clientAddr(r))
 	u.notice(w, http.StatusOK, "Email address confirmed", "Thank you: your email address is confirmed.", accountPath, "Go to your account")
 }
 

@@ -675,3 +675,34 @@ func TestDisplayNamesHoldNoInvisibleLayout(t *testing.T) {
 		}
 	}
 }
+
+// TestConfirmationLinksOnlyForAccountsThatMayUseThem: a confirmation link
+// of a disabled, pending or deleted account is a dead link, as reset and
+// invitation links are.
+func TestConfirmationLinksOnlyForAccountsThatMayUseThem(t *testing.T) {
+	f := newMailFixture(t, &outbox{})
+	for _, name := range []string{"dora", "bob", "ghost"} { // dora is disabled
+		if name == "ghost" {
+			if err := f.db.CreateUser(store.User{Username: "ghost", Email: "ghost@example.com"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		token, err := f.db.CreateToken(name, store.PurposeVerify, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch name {
+		case "bob":
+			if _, err := f.db.UpdateUser("bob", func(x *store.User) error { x.Pending = true; return nil }); err != nil {
+				t.Fatal(err)
+			}
+		case "ghost":
+			if err := f.db.DeleteUser("ghost"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		b := f.browser(t)
+		wantPage(t, b.do("GET", "/.gatehouse/verify?token="+token, nil), http.StatusBadRequest, msgLinkInvalid)
+		wantPage(t, b.do("POST", "/.gatehouse/verify", url.Values{"token": {token}, "csrf": {b.token("/.gatehouse/login")}}), http.StatusBadRequest, msgLinkInvalid)
+	}
+}

@@ -145,18 +145,29 @@ func (u *UI) setPasswordForm(w http.ResponseWriter, r *http.Request, status int,
 		Referrer: tokenReferrer})
 }
 
+// linkUser is the account a mailed link's token is for, under the rules
+// of tokenUser; when there is none it has answered with the invalid-link
+// page (and logged a technical failure).
+func (u *UI) linkUser(w http.ResponseWriter, token, purpose string) (store.User, bool) {
+	x, err := u.tokenUser(token, purpose)
+	if err != nil {
+		if !errors.Is(err, store.ErrTokenInvalid) {
+			u.log.Error("reading a mailed token", "purpose", purpose, "err", err)
+		}
+		u.invalidLink(w)
+		return store.User{}, false
+	}
+	return x, true
+}
+
 // tokenPage shows the set-password form of a reset or invitation link;
 // it only looks at the token (PeekToken), so opening the link twice, or a
 // mail scanner opening it first, spends nothing.
 func (u *UI) tokenPage(purpose string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		token := r.URL.Query().Get("token")
-		x, err := u.tokenUser(token, purpose)
-		if err != nil {
-			if !errors.Is(err, store.ErrTokenInvalid) {
-				u.log.Error("reading a mailed token", "purpose", purpose, "err", err)
-			}
-			u.invalidLink(w)
+		x, ok := u.linkUser(w, token, purpose)
+		if !ok {
 			return
 		}
 		u.setPasswordForm(w, r, http.StatusOK, purpose, "", "", x, token)
@@ -173,9 +184,8 @@ func (u *UI) setPassword(purpose string) http.HandlerFunc {
 		token := truncate(r.PostForm.Get("token"), maxTokenField)
 		if !u.csrfOK(r) {
 			// The form again: the token is not spent.
-			x, err := u.tokenUser(token, purpose)
-			if err != nil {
-				u.invalidLink(w)
+			x, ok := u.linkUser(w, token, purpose)
+			if !ok {
 				return
 			}
 			u.setPasswordForm(w, r, http.StatusForbidden, purpose, msgFormExpired, "", x, token)
@@ -188,12 +198,8 @@ func (u *UI) setPassword(purpose string) http.HandlerFunc {
 			})
 			return
 		}
-		x, err := u.tokenUser(token, purpose)
-		if err != nil {
-			if !errors.Is(err, store.ErrTokenInvalid) {
-				u.log.Error("reading a mailed token", "purpose", purpose, "err", err)
-			}
-			u.invalidLink(w)
+		x, ok := u.linkUser(w, token, purpose)
+		if !ok {
 			return
 		}
 		// The policy before the token is spent: a refused password leaves

@@ -246,10 +246,6 @@ var (
 	tokenRE = regexp.MustCompile(`^[!#$%&'*+\-.^_|~0-9A-Za-z]+$`)
 	colorRE = regexp.MustCompile(`^#[0-9a-fA-F]{6}$`)
 	hostRE  = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$`)
-	// roleRE is one role name, as the admin console accepts it: roles
-	// travel upstream in a comma-separated header, so no commas, spaces or
-	// control characters.
-	roleRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$`)
 )
 
 func (v *validator) resolve(fc *fileConfig) *Config {
@@ -492,7 +488,7 @@ func (v *validator) login(fc *fileConfig, cfg *Config) {
 	for i, r := range l.DefaultRoles {
 		key := fmt.Sprintf("login.default_roles[%d]", i)
 		switch {
-		case !roleRE.MatchString(r):
+		case !loginui.ValidRole(r):
 			v.fail(key, "%q is not a role name (letters, digits, '.', '_', ':' and '-', at most 64, starting with a letter or digit)", r)
 		case r == store.AdminRole:
 			v.fail(key, "%q cannot be a default role: everyone who registers would administer the gateway", r)

@@ -322,7 +322,7 @@ func userError(name string, err error) error {
 // comma-separated header), or "".
 func badRole(roles []string) string {
 	for _, r := range roles {
-		if r = strings.TrimSpace(r); r != "" && !roleRE.MatchString(r) {
+		if r = strings.TrimSpace(r); r != "" && !loginui.ValidRole(r) {
 			return r
 		}
 	}
