@@ -19,15 +19,21 @@ type Source struct {
 // String is "file:line", or what is known of it: "file", "line 3", or
 // "(unknown)" for a rule built in code without a source.
 func (s Source) String() string {
+	return string(s.AppendTo(nil))
+}
+
+// AppendTo appends String's text to b; the access log writes it without
+// allocating.
+func (s Source) AppendTo(b []byte) []byte {
 	switch {
 	case s.File == "" && s.Line <= 0:
-		return "(unknown)"
+		return append(b, "(unknown)"...)
 	case s.File == "":
-		return "line " + strconv.Itoa(s.Line)
+		return strconv.AppendInt(append(b, "line "...), int64(s.Line), 10)
 	case s.Line <= 0:
-		return s.File
+		return append(b, s.File...)
 	}
-	return s.File + ":" + strconv.Itoa(s.Line)
+	return strconv.AppendInt(append(append(b, s.File...), ':'), int64(s.Line), 10)
 }
 
 // Values of Rule.Allow.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -72,7 +73,7 @@ type Deps struct {
 	UI          http.Handler // the gateway's own pages under Prefix
 	CookieNames []string     // the gateway's cookies, removed from the Cookie header sent upstream
 	Log         *slog.Logger // errors and warnings
-	AccessLog   *slog.Logger // one line per request; nil for none
+	AccessLog   io.Writer    // one JSON line per request, one Write each; nil for none
 	Scheme      string       // "https" when clients reach the gateway over TLS, else "http"
 	// UpstreamTimeout bounds the wait for an app's response headers (504
 	// after it); the body then streams for as long as it takes. Default 60s.
@@ -91,6 +92,7 @@ type Gateway struct {
 	upstream  http.RoundTripper
 	echo      *echoServer
 	buffers   bufferPool
+	access    *accessLog // nil when off
 	state     atomic.Pointer[state]
 }
 
@@ -135,7 +137,7 @@ func New(cfg Config, deps Deps) (*Gateway, error) {
 	if deps.UpstreamTimeout <= 0 {
 		deps.UpstreamTimeout = 60 * time.Second
 	}
-	g := &Gateway{deps: deps, echo: newEchoServer(deps.UpstreamTimeout), buffers: make(bufferPool, 256)}
+	g := &Gateway{deps: deps, echo: newEchoServer(deps.UpstreamTimeout), buffers: make(bufferPool, 256), access: newAccessLog(deps.AccessLog)}
 	g.transport = &http.Transport{
 		Proxy: nil, // never route upstream traffic through an environment proxy
 		DialContext: (&net.Dialer{

@@ -119,6 +119,7 @@ type gatewayOpts struct {
 	trusted []netip.Prefix
 	timeout time.Duration
 	headers *Headers
+	access  io.Writer // the access log; nil for none
 }
 
 // newGateway serves a real Gateway on a real listener in front of up.
@@ -148,6 +149,7 @@ func newGateway(t *testing.T, up *upstream, opts gatewayOpts) (*Gateway, *httpte
 		Log:             slog.New(slog.DiscardHandler),
 		Scheme:          "https",
 		UpstreamTimeout: opts.timeout,
+		AccessLog:       opts.access,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
@@ -114,33 +113,22 @@ func (w *statusWriter) Flush() {
 
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// accessLog writes one JSON line per request. It logs the canonical path,
-// never the query string (tokens live there) or a cookie.
+// maxLoggedTarget bounds how much of a refused request target is logged.
+const maxLoggedTarget = 1024
+
+// accessLog writes the request's line, if the access log is on.
 func (g *Gateway) accessLog(r *http.Request, w *statusWriter, info *reqInfo, start time.Time) {
-	if g.deps.AccessLog == nil || !g.deps.AccessLog.Enabled(r.Context(), slog.LevelInfo) {
+	if g.access == nil {
 		return
 	}
-	status := w.status
-	if status == 0 {
-		status = http.StatusOK
+	path := info.target.Path
+	if path == "" { // a refused target: log what was asked, without the query
+		path, _, _ = strings.Cut(r.RequestURI, "?")
+		if len(path) > maxLoggedTarget {
+			path = path[:maxLoggedTarget]
+		}
 	}
-	user := ""
-	if info.user != nil {
-		user = info.user.Username
-	}
-	rule := ""
-	if info.decision.Rule != nil {
-		rule = info.decision.Rule.Source.String()
-	}
-	g.deps.AccessLog.LogAttrs(r.Context(), slog.LevelInfo, "access",
-		slog.String("method", r.Method),
-		slog.String("host", r.Host),
-		slog.String("path", info.target.Path),
-		slog.Int("status", status),
-		slog.Int64("bytes", w.bytes),
-		slog.Duration("duration", time.Since(start)),
-		slog.String("ip", info.client.String()),
-		slog.String("user", user),
-		slog.String("rule", rule),
-	)
+	now := time.Now()
+	g.access.write(&accessEntry{Time: now, Method: r.Method, Host: r.Host, Path: path,
+		Status: w.status, Bytes: w.bytes, Duration: now.Sub(start), Info: info})
 }

@@ -87,7 +87,7 @@ apps:
 		b.Fatal(err)
 	}
 	gw, err := proxy.New(cfg.Proxy, proxy.Deps{Auth: ui, Pages: ui, UI: ui.Handler(), CookieNames: ui.CookieNames(),
-		Log: log, AccessLog: log, Transport: cannedUpstream{}, Metrics: requests})
+		Log: log, AccessLog: io.Discard, Transport: cannedUpstream{}, Metrics: requests})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -183,7 +183,7 @@ func TestSecondGatewayOnTheSameDataDirFailsClearly(t *testing.T) {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	_, err = newServer(c, newLogger(&syncBuffer{}, 0), time.Now)
+	_, err = newServer(c, newLogger(&syncBuffer{}, 0), nil, time.Now)
 	if err == nil || !strings.Contains(err.Error(), "is another gatehouse running with this data_dir?") {
 		t.Errorf("second gateway: %v", err)
 	}

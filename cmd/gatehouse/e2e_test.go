@@ -105,7 +105,7 @@ func startGateway(t *testing.T, file string) *testGateway {
 		t.Fatal(err)
 	}
 	logs := &syncBuffer{}
-	srv, err := newServer(cfg, newLogger(logs, -4), time.Now)
+	srv, err := newServer(cfg, newLogger(logs, -4), logs, time.Now)
 	if err != nil {
 		t.Fatalf("newServer: %v", err)
 	}

@@ -496,7 +496,7 @@ func TestServerPassesANilMailerWhenMailIsOff(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			srv, err := newServer(cfg, slog.New(slog.DiscardHandler), time.Now)
+			srv, err := newServer(cfg, slog.New(slog.DiscardHandler), nil, time.Now)
 			if err != nil {
 				t.Fatal(err)
 			}

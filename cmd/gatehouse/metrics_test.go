@@ -423,7 +423,7 @@ func TestMetricsListenerInUse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = newServer(cfg, newLogger(io.Discard, 0), time.Now)
+	_, err = newServer(cfg, newLogger(io.Discard, 0), nil, time.Now)
 	want := "metrics.listen: " + taken + " is already in use by another program"
 	if err == nil || err.Error() != want {
 		t.Errorf("error = %v, want %q", err, want)

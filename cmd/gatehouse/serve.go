@@ -44,7 +44,7 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
 	logOut := newFlushingWriter(stderr, 100*time.Millisecond)
 	defer logOut.Close()
 	log := newLogger(logOut, cfg.LogLevel)
-	srv, err := newServer(cfg, log, time.Now)
+	srv, err := newServer(cfg, log, logOut, time.Now)
 	if err != nil {
 		return err
 	}
@@ -84,7 +84,10 @@ type server struct {
 // newServer opens everything a gateway needs and binds its sockets, so
 // that errors (port in use, database locked) surface before it reports
 // ready.
-func newServer(cfg *Config, log *slog.Logger, now func() time.Time) (_ *server, err error) {
+// newServer opens the store and builds the gateway. Access lines go to
+// access (the same stream as log, in production) when the config turns
+// them on; nil turns them off.
+func newServer(cfg *Config, log *slog.Logger, access io.Writer, now func() time.Time) (_ *server, err error) {
 	s := &server{file: cfg.File, log: log, now: now}
 	s.cfg.Store(cfg)
 	s.logWarnings(cfg)
@@ -153,9 +156,9 @@ func newServer(cfg *Config, log *slog.Logger, now func() time.Time) (_ *server, 
 	if cfg.TLS.Mode == proxy.TLSOff {
 		scheme = "http"
 	}
-	var accessLog *slog.Logger
-	if cfg.AccessLog {
-		accessLog = log
+	var accessLog io.Writer
+	if cfg.AccessLog && cfg.LogLevel <= slog.LevelInfo { // access lines are info lines
+		accessLog = access
 	}
 	s.gw, err = proxy.New(cfg.Proxy, proxy.Deps{
 		Auth:            s.ui,
