@@ -119,7 +119,7 @@ func (u *UI) Authenticate(r *http.Request) (*store.User, error) {
 	if id == "" {
 		return nil, nil
 	}
-	s, err := u.db.Session(id)
+	s, err := u.db.UseSession(id, u.now())
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, nil
 	} else if err != nil {
@@ -133,9 +133,6 @@ func (u *UI) Authenticate(r *http.Request) (*store.User, error) {
 	}
 	if user.Disabled || user.Pending {
 		return nil, nil
-	}
-	if err := u.db.TouchSession(id, u.now()); err != nil && !errors.Is(err, store.ErrNotFound) {
-		return nil, err
 	}
 	return &user, nil
 }

@@ -59,9 +59,9 @@ type Options struct {
 // CLI) go through the running gateway. Reads return copies; a User's Roles
 // slice is shared with the cache and must not be modified in place.
 type DB struct {
-	bolt  *bolt.DB
-	now   func() time.Time
-	touch time.Duration
+	bolt       *bolt.DB
+	now        func() time.Time
+	touchEvery time.Duration
 
 	mu       sync.RWMutex
 	gen      uint64                     // bumped by every write; a read fills the cache only if no write came in between
@@ -91,7 +91,7 @@ func Open(path string, opts Options) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: opening %s: %w", path, err)
 	}
-	db := &DB{bolt: b, now: opts.Now, touch: opts.TouchInterval,
+	db := &DB{bolt: b, now: opts.Now, touchEvery: opts.TouchInterval,
 		users: map[string]*User{}, sessions: map[[32]byte]*sessionEntry{}}
 	if err := db.migrate(); err != nil {
 		b.Close()

@@ -223,7 +223,25 @@ func (db *DB) Session(id string) (Session, error) {
 // disk sync; readers of this *DB always see the latest. A session already
 // expired at t is not revived: it is deleted and the result is ErrNotFound.
 func (db *DB) TouchSession(id string, t time.Time) error {
-	key := sessionKey(id)
+	_, err := db.touch(sessionKey(id), t)
+	return err
+}
+
+// UseSession is Session and TouchSession in one lookup, for the path every
+// signed-in request takes: the live session with this id, its activity
+// recorded at t (which also decides expiry).
+func (db *DB) UseSession(id string, t time.Time) (Session, error) {
+	s, err := db.touch(sessionKey(id), t)
+	if err != nil {
+		return Session{}, err
+	}
+	s.ID = id
+	return s, nil
+}
+
+// touch records activity at t on the session with this key and returns it
+// with the new LastSeen (without its ID).
+func (db *DB) touch(key [32]byte, t time.Time) (Session, error) {
 	db.mu.RLock()
 	e := db.sessions[key]
 	db.mu.RUnlock()
@@ -231,19 +249,22 @@ func (db *DB) TouchSession(id string, t time.Time) error {
 		var s Session
 		var err error
 		if e, s, err = db.cachedSession(key); err != nil {
-			return err
+			return Session{}, err
 		}
 		if e == nil { // a write raced the read, so nothing was cached: straight to disk
 			if s.expired(t) {
 				_ = db.deleteByKey(key)
-				return fmt.Errorf("%w: session expired", ErrNotFound)
+				return Session{}, fmt.Errorf("%w: session expired", ErrNotFound)
 			}
-			return db.persistTouches(map[[32]byte]int64{key: t.UnixNano()})
+			if t.After(s.LastSeen) {
+				s.LastSeen = t.UTC()
+			}
+			return s, db.persistTouches(map[[32]byte]int64{key: t.UnixNano()})
 		}
 	}
 	if e.expired(t) {
 		_ = db.deleteByKey(key)
-		return fmt.Errorf("%w: session expired", ErrNotFound)
+		return Session{}, fmt.Errorf("%w: session expired", ErrNotFound)
 	}
 	n := t.UnixNano()
 	for {
@@ -253,14 +274,14 @@ func (db *DB) TouchSession(id string, t time.Time) error {
 		}
 	}
 	last, persisted := e.lastSeen.Load(), e.persisted.Load()
-	if last-persisted < int64(db.touch) || !e.persisted.CompareAndSwap(persisted, last) {
-		return nil // not due, or another touch is writing it
+	if last-persisted < int64(db.touchEvery) || !e.persisted.CompareAndSwap(persisted, last) {
+		return e.session(), nil // not due, or another touch is writing it
 	}
 	if err := db.persistTouches(map[[32]byte]int64{key: last}); err != nil {
 		e.persisted.CompareAndSwap(last, persisted) // let a later touch try again
-		return err
+		return Session{}, err
 	}
-	return nil
+	return e.session(), nil
 }
 
 // persistTouches writes LastSeen (UnixNano) of sessions that still exist,

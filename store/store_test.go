@@ -344,6 +344,9 @@ func TestSessionExpiry(t *testing.T) {
 			if err := db.TouchSession(id, time.Now()); !errors.Is(err, ErrNotFound) {
 				t.Errorf("TouchSession(%q): got %v, want ErrNotFound", id, err)
 			}
+			if _, err := db.UseSession(id, time.Now()); !errors.Is(err, ErrNotFound) {
+				t.Errorf("UseSession(%q): got %v, want ErrNotFound", id, err)
+			}
 		}
 	})
 }
@@ -361,6 +364,32 @@ func TestTouchDoesNotReviveAnExpiredSession(t *testing.T) {
 	}
 	if _, err := db.Session(id); !errors.Is(err, ErrNotFound) {
 		t.Errorf("Session after the touch: got %v, want ErrNotFound", err)
+	}
+}
+
+// UseSession, the per-request lookup, keeps an active session alive past
+// its idle timeout and ends an idle one, like Session plus TouchSession.
+func TestUseSessionKeepsActiveSessionsAlive(t *testing.T) {
+	c := newClock()
+	db, _ := openTest(t, c)
+	mustCreate(t, db, User{Username: "alice"})
+	id := mustSession(t, db, Session{Username: "alice", Created: c.now(), Expires: c.now().Add(24 * time.Hour), Idle: time.Hour})
+	for range 5 { // five hours of activity, 50 minutes apart
+		c.add(50 * time.Minute)
+		s, err := db.UseSession(id, c.now())
+		if err != nil {
+			t.Fatalf("active session: %v", err)
+		}
+		if s.ID != id || s.Username != "alice" || !s.LastSeen.Equal(c.now()) {
+			t.Fatalf("got id %q user %q last seen %v, want %q alice %v", s.ID, s.Username, s.LastSeen, id, c.now())
+		}
+	}
+	c.add(61 * time.Minute)
+	if _, err := db.UseSession(id, c.now()); !errors.Is(err, ErrNotFound) {
+		t.Errorf("idle for 61 minutes: got %v, want ErrNotFound", err)
+	}
+	if _, err := db.Session(id); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Session after the idle expiry: got %v, want ErrNotFound", err)
 	}
 }
 
@@ -566,7 +595,7 @@ func TestDeleteExpiredSessions(t *testing.T) {
 func TestConcurrentSessionUse(t *testing.T) {
 	db, _ := openTest(t, nil)
 	mustCreate(t, db, User{Username: "alice"})
-	db.touch = time.Nanosecond // every touch writes
+	db.touchEvery = time.Nanosecond // every touch writes
 	id := mustSession(t, db, Session{Username: "alice", Expires: time.Now().Add(time.Hour), Idle: time.Hour})
 	var wg sync.WaitGroup
 	for range 8 {
