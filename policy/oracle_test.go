@@ -335,8 +335,20 @@ func FuzzDecide(f *testing.F) {
 			ClientIP: addr,
 			User:     oracleUsers[int(who)%len(oracleUsers)],
 		}
-		if got, want := p.Decide(req), newOracle(t, p).decide(req); got != want {
+		got, want := p.Decide(req), newOracle(t, p).decide(req)
+		if got != want {
 			t.Fatalf("seed %d %+v: compiled %v, oracle %v", seed, req, describeDecision(p, got), describeDecision(p, want))
+		}
+		// The proxy looks the host up first and then asks DecideIn.
+		if app, ok := p.Lookup(req.Host); ok {
+			if in := p.DecideIn(app, req); in != got {
+				t.Fatalf("seed %d %+v: DecideIn %v, Decide %v", seed, req, describeDecision(p, in), describeDecision(p, got))
+			}
+		}
+		for _, bad := range []int{-1, len(p.Apps()), 1 << 30} {
+			if d := p.DecideIn(bad, req); d.Action != Deny || d.App != -1 {
+				t.Fatalf("DecideIn(%d): %v, want a denial with no app", bad, describeDecision(p, d))
+			}
 		}
 	})
 }

@@ -252,6 +252,15 @@ func (p *Policy) Decide(req *Request) (d Decision) {
 	if !ok {
 		return Decision{Action: Deny, App: -1}
 	}
+	return p.DecideIn(app, req)
+}
+
+// DecideIn is Decide for a caller that already looked the host up: app is
+// what Lookup(req.Host) returned. An app index out of range is denied.
+func (p *Policy) DecideIn(app int, req *Request) (d Decision) {
+	if req == nil || app < 0 || app >= len(p.apps) {
+		return Decision{Action: Deny, App: -1}
+	}
 	defer func() {
 		if recover() != nil {
 			d = Decision{Action: Deny, App: app}

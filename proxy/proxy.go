@@ -255,9 +255,12 @@ type ctxKey struct{}
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	st := g.state.Load()
-	info := &reqInfo{}
+	rs := &struct { // one allocation for both
+		sw   statusWriter
+		info reqInfo
+	}{sw: statusWriter{ResponseWriter: w}}
+	sw, info := &rs.sw, &rs.info
 	info.client, info.trusted = clientIP(r, st.trusted)
-	sw := &statusWriter{ResponseWriter: w}
 	g.serve(st, sw, r, info)
 	g.accessLog(r, sw, info, start)
 	if g.deps.Metrics != nil {
@@ -300,12 +303,9 @@ func (g *Gateway) serve(st *state, w *statusWriter, r *http.Request, info *reqIn
 		ident = policy.Identity{Name: user.Username, Roles: user.Roles}
 		req.User = &ident
 	}
-	d := st.policy.Decide(&req)
+	d := st.policy.DecideIn(app, &req)
 	info.decision = d
 	switch {
-	case d.App != app:
-		// The host resolved differently between Lookup and Decide: fail closed.
-		g.fail(w, r, http.StatusInternalServerError)
 	case d.Action == policy.Allow:
 		rp := st.apps[app]
 		rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, info)))
