@@ -3,15 +3,20 @@
 # against a bare httputil.ReverseProxy and against Gatehouse (TLS off, a
 # signed-in session cookie), both in front of the same small upstream.
 # Prints requests/s, p50/p99 latency and CPU time per request of each
-# process, and Gatehouse's throughput as a share of the bare proxy's. The
-# two alternate for BENCH_ROUNDS rounds (default 3) and the median share is
-# the figure: a single pair swings by several points on a shared machine.
+# process, and Gatehouse's throughput as a share of the bare proxy's.
 #
-#   bash scripts/bench.sh [DURATION] [CONNECTIONS]
+# A shared machine's speed drifts by tens of percent within minutes, so one
+# pair of runs proves little, and running the bare proxy always first would
+# hand it the faster minutes. The two therefore alternate in ABBA order
+# (bare, gatehouse, gatehouse, bare, ...) for BENCH_ROUNDS rounds (default
+# 8, kept even), which cancels a steady drift, and the figure is the pooled
+# share: all of Gatehouse's requests over all of the bare proxy's.
+#
+#   bash scripts/bench.sh [DURATION per run, default 5s] [CONNECTIONS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export GOTOOLCHAIN=local
-duration=${1:-10s}
+duration=${1:-5s}
 conns=${2:-64}
 
 if ! command -v wrk >/dev/null 2>&1; then
@@ -64,33 +69,47 @@ status=$(curl -s -o /dev/null -w '%{http_code}' -H "Cookie: $cookie" http://127.
 cpu() { awk '{print $14+$15}' "/proc/$1/stat"; }
 tck=$(getconf CLK_TCK)
 
+# Totals per target over all rounds: requests, proxy and upstream CPU ticks.
+declare -A reqs_total=() cpu_total=() up_total=() rps_list=()
+
 run() { # name url pid [header]
   local name=$1 url=$2 pid=$3; shift 3
-  curl -s -o /dev/null "$@" "$url" # warm the pool
-  wrk -t2 -c"$conns" -d5s "$@" "$url" >/dev/null
   local c0 u0; c0=$(cpu "$pid"); u0=$(cpu "$up")
   wrk -t2 -c"$conns" -d"$duration" --latency "$@" "$url" > "$work/$name.txt"
   local c1 u1; c1=$(cpu "$pid"); u1=$(cpu "$up")
-  local reqs rps p50 p99
+  local reqs rps p50 p99 errs
   reqs=$(awk '/requests in/ {print $1}' "$work/$name.txt")
   rps=$(awk '/Requests\/sec/ {print $2}' "$work/$name.txt")
   p50=$(awk '$1=="50%" {print $2}' "$work/$name.txt")
   p99=$(awk '$1=="99%" {print $2}' "$work/$name.txt")
-  local errs; errs=$(awk '/Non-2xx|Socket errors/' "$work/$name.txt")
-  printf '%-10s %10s req/s   p50 %-8s p99 %-8s  proxy CPU %6.1f µs/req   upstream CPU %6.1f µs/req %s\n' \
+  errs=$(awk '/Non-2xx|Socket errors/' "$work/$name.txt")
+  printf '  %-10s %10s req/s   p50 %-8s p99 %-8s  proxy CPU %6.1f µs/req   upstream CPU %6.1f µs/req %s\n' \
     "$name" "$rps" "$p50" "$p99" \
-    "$(awk -v a="$c0" -v b="$c1" -v t="$tck" -v n="$reqs" "BEGIN{print (b-a)*1e6/t/n}")" "$(awk -v a="$u0" -v b="$u1" -v t="$tck" -v n="$reqs" "BEGIN{print (b-a)*1e6/t/n}")" "$errs"
+    "$(awk -v a="$c0" -v b="$c1" -v t="$tck" -v n="$reqs" 'BEGIN{print (b-a)*1e6/t/n}')" \
+    "$(awk -v a="$u0" -v b="$u1" -v t="$tck" -v n="$reqs" 'BEGIN{print (b-a)*1e6/t/n}')" "$errs"
+  reqs_total[$name]=$(( ${reqs_total[$name]:-0} + reqs ))
+  cpu_total[$name]=$(( ${cpu_total[$name]:-0} + c1 - c0 ))
+  up_total[$name]=$(( ${up_total[$name]:-0} + u1 - u0 ))
   echo "$rps" > "$work/$name.rps"
 }
 
-rounds=${BENCH_ROUNDS:-3}
-echo "load: wrk -t2 -c$conns -d$duration, keep-alive, loopback, $(nproc) cores, $rounds alternating rounds"
-ratios=()
+rounds=${BENCH_ROUNDS:-8}
+rounds=$(( (rounds + 1) / 2 * 2 ))
+echo "load: wrk -t2 -c$conns -d$duration per run, keep-alive, loopback, $(nproc) cores, $rounds rounds in ABBA order"
+bare_run() { run bare "http://127.0.0.1:19002/home" "$bare"; }
+gh_run() { run gatehouse "http://127.0.0.1:19003/home" "$gh" -H "Cookie: $cookie"; }
+# Warm both (connection pools, heap, caches) before anything counts.
+wrk -t2 -c"$conns" -d5s "http://127.0.0.1:19002/home" >/dev/null
+wrk -t2 -c"$conns" -d5s -H "Cookie: $cookie" "http://127.0.0.1:19003/home" >/dev/null
 for i in $(seq "$rounds"); do
-  run bare "http://127.0.0.1:19002/home" "$bare"
-  run gatehouse "http://127.0.0.1:19003/home" "$gh" -H "Cookie: $cookie"
-  ratios+=("$(awk -v g="$(cat "$work/gatehouse.rps")" -v b="$(cat "$work/bare.rps")" "BEGIN{print 100*g/b}")")
-  printf 'round %d: gatehouse at %.1f%% of the bare proxy\n' "$i" "${ratios[-1]}"
+  echo "round $i"
+  if (( i % 2 )); then bare_run; gh_run; else gh_run; bare_run; fi
+  printf '  gatehouse at %.1f%% of the bare proxy\n' "$(awk -v g="$(cat "$work/gatehouse.rps")" -v b="$(cat "$work/bare.rps")" 'BEGIN{print 100*g/b}')"
 done
-median=$(printf '%s\n' "${ratios[@]}" | sort -n | awk '{a[NR]=$1} END{print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}')
-printf 'gatehouse (signed in) reaches %.1f%% of the bare proxy throughput, median of %d rounds (target >= 85%%)\n' "$median" "$rounds"
+for name in bare gatehouse; do
+  printf '%-10s over all rounds: proxy CPU %6.1f µs/req, upstream CPU %6.1f µs/req\n' "$name" \
+    "$(awk -v c="${cpu_total[$name]}" -v t="$tck" -v n="${reqs_total[$name]}" 'BEGIN{print c*1e6/t/n}')" \
+    "$(awk -v c="${up_total[$name]}" -v t="$tck" -v n="${reqs_total[$name]}" 'BEGIN{print c*1e6/t/n}')"
+done
+printf 'gatehouse (signed in) reaches %.1f%% of the bare proxy throughput over %d ABBA rounds (target >= 85%%)\n' \
+  "$(awk -v g="${reqs_total[gatehouse]}" -v b="${reqs_total[bare]}" 'BEGIN{print 100*g/b}')" "$rounds"
