@@ -75,8 +75,9 @@ type Deps struct {
 	Log         *slog.Logger // errors and warnings
 	AccessLog   io.Writer    // one JSON line per request, one Write each; nil for none
 	Scheme      string       // "https" when clients reach the gateway over TLS, else "http"
-	// UpstreamTimeout bounds the wait for an app's response headers (504
-	// after it); the body then streams for as long as it takes. Default 60s.
+	// UpstreamTimeout bounds the wait from the end of a request to the
+	// first byte of the app's answer (504 after it); the body then streams
+	// for as long as it takes. Default 60s.
 	UpstreamTimeout time.Duration
 	// Transport, when set, carries requests to upstreams other than echo
 	// (benchmarks use it to leave the network out); default: a pooled
@@ -88,7 +89,7 @@ type Deps struct {
 // Gateway is the http.Handler that serves every protected host.
 type Gateway struct {
 	deps      Deps
-	transport *http.Transport
+	transport *upstreamTransport
 	upstream  http.RoundTripper
 	echo      *echoServer
 	buffers   bufferPool
@@ -138,20 +139,7 @@ func New(cfg Config, deps Deps) (*Gateway, error) {
 		deps.UpstreamTimeout = 60 * time.Second
 	}
 	g := &Gateway{deps: deps, echo: newEchoServer(deps.UpstreamTimeout), buffers: make(bufferPool, 256), access: newAccessLog(deps.AccessLog)}
-	g.transport = &http.Transport{
-		Proxy: nil, // never route upstream traffic through an environment proxy
-		DialContext: (&net.Dialer{
-			Timeout:   5 * time.Second,
-			KeepAlive: 30 * time.Second,
-		}).DialContext,
-		ForceAttemptHTTP2:     false, // upstreams are plain HTTP/1.1 apps; keep one connection per request in flight
-		MaxIdleConns:          1024,
-		MaxIdleConnsPerHost:   256,
-		IdleConnTimeout:       90 * time.Second,
-		TLSHandshakeTimeout:   10 * time.Second,
-		ExpectContinueTimeout: time.Second,
-		ResponseHeaderTimeout: deps.UpstreamTimeout,
-	}
+	g.transport = newUpstreamTransport(deps.UpstreamTimeout)
 	g.upstream = g.transport
 	if deps.Transport != nil {
 		g.upstream = deps.Transport
