@@ -116,17 +116,6 @@ func TestAccessLogOff(t *testing.T) {
 	}
 }
 
-// TestAccessLineAllocatesNothing guards the reason the line is encoded by
-// hand: every request pays for it.
-func TestAccessLineAllocatesNothing(t *testing.T) {
-	e := testEntry("GET", "app.test", "/home", "alice", "gatehouse.yaml")
-	buf := make([]byte, 0, 1024)
-	var cache atomic.Pointer[stamp]
-	if n := testing.AllocsPerRun(100, func() { buf = appendAccessLine(buf[:0], e, &cache) }); n != 0 {
-		t.Errorf("%v allocations per line, want 0", n)
-	}
-}
-
 // The cached per-second formatting writes exactly what RFC3339Nano does,
 // across second, day and zone changes and with trailing zeros trimmed.
 func TestAccessLogTimeIsRFC3339Nano(t *testing.T) {
