@@ -4,166 +4,20 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/gatehouse-auth/gatehouse/internal/pebbletest"
 	"github.com/gatehouse-auth/gatehouse/policy"
 )
 
-// freePort returns a loopback port nobody listens on right now.
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
-// pebble is a real ACME CA (letsencrypt/pebble, a tool in go.mod) on
-// loopback only, validating challenges against the given gateway ports.
-type pebble struct {
-	dir    string // ACME directory URL
-	minica []byte // root of Pebble's own HTTPS certificate
-	mgmt   string // management API base URL
-	client *http.Client
-	logs   *syncWriter // Pebble's own log: every order it received
-	stop   func()      // takes the CA down
-}
-
-func startPebble(t *testing.T, httpPort, tlsPort int) *pebble {
-	t.Helper()
-	// go mod download fetches the module (for its test certificates) when
-	// this machine has not yet, and says where it is.
-	out, err := exec.Command("go", "mod", "download", "-json", "github.com/letsencrypt/pebble/v2").Output()
-	if err != nil {
-		t.Fatalf("locating pebble: %v", err)
-	}
-	var mod struct{ Dir string }
-	if err := json.Unmarshal(out, &mod); err != nil || mod.Dir == "" {
-		t.Fatalf("locating pebble: %v %s", err, out)
-	}
-	src := mod.Dir
-	listen, mgmt := freePort(t), freePort(t)
-	cfg := map[string]any{"pebble": map[string]any{
-		"listenAddress":           fmt.Sprintf("127.0.0.1:%d", listen),
-		"managementListenAddress": fmt.Sprintf("127.0.0.1:%d", mgmt),
-		"certificate":             filepath.Join(src, "test/certs/localhost/cert.pem"),
-		"privateKey":              filepath.Join(src, "test/certs/localhost/key.pem"),
-		"httpPort":                httpPort,
-		"tlsPort":                 tlsPort,
-		"ocspResponderURL":        "",
-		"retryAfter":              map[string]int{"authz": 1, "order": 1},
-		"keyAlgorithm":            "ecdsa",
-		"profiles":                map[string]any{"default": map[string]any{"description": "test", "validityPeriod": 20}},
-	}}
-	data, _ := json.Marshal(cfg)
-	file := filepath.Join(t.TempDir(), "pebble.json")
-	if err := os.WriteFile(file, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	// Names resolve through pebble-challtestsrv's DNS server, which
-	// answers 127.0.0.1 for every name (IPv6 off: the gateway listens on
-	// IPv4 loopback only), so wildcard app hosts can be validated too.
-	dns := freePort(t)
-	_, _ = runTool(t, "pebble-challtestsrv", nil, "-dnsserver", fmt.Sprintf("127.0.0.1:%d", dns),
-		"-management", fmt.Sprintf("127.0.0.1:%d", freePort(t)), "-defaultIPv6", "",
-		"-http01", "", "-https01", "", "-tlsalpn01", "", "-doh", "")
-	logs, stop := runTool(t, "pebble", []string{"PEBBLE_VA_NOSLEEP=1", "PEBBLE_WFE_NONCEREJECT=0", "PEBBLE_AUTHZREUSE=0"},
-		"-config", file, "-dnsserver", fmt.Sprintf("127.0.0.1:%d", dns))
-	minica, err := os.ReadFile(filepath.Join(src, "test/certs/pebble.minica.pem"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(minica)
-	p := &pebble{
-		dir:    fmt.Sprintf("https://127.0.0.1:%d/dir", listen),
-		minica: minica,
-		mgmt:   fmt.Sprintf("https://127.0.0.1:%d", mgmt),
-		client: &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}},
-		logs:   logs,
-		stop:   stop,
-	}
-	deadline := time.Now().Add(120 * time.Second) // the first run compiles pebble
-	for {
-		resp, err := p.client.Get(p.dir)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return p
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("pebble did not come up: %v\n%s", err, logs.String())
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-}
-
-// runTool runs a tool of go.mod (go tool -n builds it when needed and
-// prints the binary's path; running the binary itself, not "go tool",
-// lets the test stop it) until the test ends, and returns its output.
-func runTool(t *testing.T, name string, env []string, args ...string) (logs *syncWriter, stop func()) {
-	t.Helper()
-	bin, err := exec.Command("go", "tool", "-n", name).Output()
-	if err != nil {
-		t.Fatalf("building %s: %v", name, err)
-	}
-	cmd := exec.Command(strings.TrimSpace(string(bin)), args...)
-	cmd.WaitDelay = 5 * time.Second
-	cmd.Env = append(os.Environ(), env...)
-	logs = &syncWriter{}
-	cmd.Stdout, cmd.Stderr = logs, logs
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting %s: %v", name, err)
-	}
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-		})
-	}
-	t.Cleanup(func() {
-		stop()
-		if t.Failed() {
-			t.Logf("%s log:\n%s", name, logs.String())
-		}
-	})
-	return logs, stop
-}
-
-// root returns the root that Pebble signs issued chains with.
-func (p *pebble) root(t *testing.T) *x509.CertPool {
-	t.Helper()
-	resp, err := p.client.Get(p.mgmt + "/roots/0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	pem, _ := io.ReadAll(resp.Body)
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		t.Fatalf("no root from pebble: %q", pem)
-	}
-	return pool
-}
-
-type syncWriter struct{ syncBuf }
+type syncWriter = pebbletest.Buffer
 
 // handshake connects to addr with SNI name and returns the leaf, verified
 // against roots.
@@ -189,7 +43,7 @@ func TestACMEAgainstPebble(t *testing.T) {
 		t.Fatal(err)
 	}
 	httpPort, httpsPort := httpLn.Addr().(*net.TCPAddr).Port, httpsLn.Addr().(*net.TCPAddr).Port
-	peb := startPebble(t, httpPort, httpsPort)
+	peb := pebbletest.Start(t, httpPort, httpsPort)
 
 	p, err := policy.Compile([]policy.App{
 		{Host: "localhost", Rules: []policy.Rule{{Path: "/**", Allow: policy.AllowPublic}}},
@@ -211,7 +65,7 @@ func TestACMEAgainstPebble(t *testing.T) {
 	dir := t.TempDir()
 	certs, err := NewCerts(TLSConfig{
 		Mode: TLSACME, Dir: dir, Hosts: []string{"localhost", "*.apps.localhost"},
-		Email: "ops@example.com", CA: peb.dir, CARoots: peb.minica,
+		Email: "ops@example.com", CA: peb.Dir, CARoots: peb.Minica,
 		HTTPPort: httpPort, HTTPSPort: httpsPort,
 		RenewCheckInterval: time.Second,
 		// As the gateway decides for a wildcard app: one more label.
@@ -235,7 +89,7 @@ func TestACMEAgainstPebble(t *testing.T) {
 		}
 	}()
 
-	roots := peb.root(t)
+	roots := peb.Root(t)
 	addr := fmt.Sprintf("127.0.0.1:%d", httpsPort)
 	var leaf *x509.Certificate
 	deadline := time.Now().Add(60 * time.Second)
@@ -310,7 +164,7 @@ func TestACMEAgainstPebble(t *testing.T) {
 		t.Errorf("on-demand certificate for %v", leaf.DNSNames)
 	}
 	for _, name := range []string{"evil.example", "a.b.apps.localhost"} {
-		if strings.Contains(peb.logs.String(), name) {
+		if strings.Contains(peb.Logs.String(), name) {
 			t.Errorf("the CA was asked about %s, which no app allows", name)
 		}
 	}
@@ -328,11 +182,11 @@ func TestACMEAgainstPebble(t *testing.T) {
 	cancel()
 	<-done
 	stopped = true
-	peb.stop()
+	peb.Stop()
 	logs2 := &syncWriter{}
 	certs2, err := NewCerts(TLSConfig{
 		Mode: TLSACME, Dir: dir, Hosts: []string{"added.localhost", "fresh.localhost"},
-		CA: peb.dir, CARoots: peb.minica,
+		CA: peb.Dir, CARoots: peb.Minica,
 		HTTPPort: httpPort, HTTPSPort: httpsPort, RenewCheckInterval: time.Second,
 	}, slog.New(slog.NewJSONHandler(logs2, nil)), nil)
 	if err != nil {
@@ -373,12 +227,3 @@ func waitForCert(t *testing.T, addr, name string, roots *x509.CertPool, logs *sy
 		time.Sleep(250 * time.Millisecond)
 	}
 }
-
-// syncBuf is a goroutine-safe buffer for process and log output.
-type syncBuf struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
-func (s *syncBuf) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
