@@ -150,6 +150,34 @@ func (u *UI) allowIP(r *http.Request) error {
 	return u.guard.allowIP(r.Context(), ip)
 }
 
+// mailboxKey is the limiter key of one mailbox. Every mail a visitor can
+// make the gateway send (a confirmation link, the notice that an address
+// or name is taken, a reset link) counts against it, so one address gets
+// at most the per-account rate of mail in all, whatever mix of forms
+// asked for it.
+func mailboxKey(address string) string {
+	if email, err := store.CanonicalEmail(address); err == nil {
+		address = email
+	}
+	return "mail:" + address
+}
+
+// mailAllowed counts one mail to address against its mailbox. When the
+// mailbox has had its share, the mail is not sent, and the visitor's page
+// does not say so: an answer that differed would tell whether the address
+// has an account. The audit log records it.
+func (u *UI) mailAllowed(ctx context.Context, address, event, user string) bool {
+	err := u.guard.takeUser(ctx, mailboxKey(address))
+	if err == nil {
+		return true
+	}
+	if !errors.Is(err, ErrTooManyAttempts) {
+		u.log.Error(event+": mail limit", "err", err)
+	}
+	u.log.Info("audit", "event", event+"_mail_suppressed", "user", user)
+	return false
+}
+
 // takeUser counts a request against an account key's limit (the per-user
 // limiter of sign-in, under a key of its own), or refuses it.
 func (g *guard) takeUser(ctx context.Context, key string) error {
@@ -318,7 +346,7 @@ func (u *UI) register(w http.ResponseWriter, r *http.Request) {
 	u.log.Info("audit", "event", "registered", "user", name, "ip", ip, "pending", x.Pending,
 		"roles", strings.Join(x.Roles, ","))
 	sent := true
-	if u.mailer != nil {
+	if u.mailer != nil && u.mailAllowed(r.Context(), x.Email, "registration", name) {
 		if err := u.sendVerification(r, x); err != nil {
 			u.log.Error("registration: the confirmation mail was not sent; the account exists", "user", name, "err", err)
 			sent = false
@@ -332,8 +360,8 @@ func (u *UI) register(w http.ResponseWriter, r *http.Request) {
 // the mail went out (true without a Mailer: there was nothing to send),
 // so a failure looks exactly like a failed confirmation mail.
 func (u *UI) mailDuplicate(r *http.Request, x store.User) bool {
-	if u.mailer == nil {
-		return true
+	if u.mailer == nil || !u.mailAllowed(r.Context(), x.Email, "registration_duplicate", x.Username) {
+		return true // the page a new account gets, either way
 	}
 	var d mailData // no name: x's address is not confirmed (see nameOf)
 	path := registerPath
@@ -490,7 +518,9 @@ func (u *UI) resendVerification(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, accountPath, http.StatusSeeOther)
 		return
 	}
-	if err := u.guard.takeUser(r.Context(), "verify:user:"+user.Username); err != nil {
+	// The signed-in owner asks for mail to their own address, so a limit
+	// is shown to them (with Retry-After) rather than kept quiet.
+	if err := u.guard.takeUser(r.Context(), mailboxKey(user.Email)); err != nil {
 		var le *limitError
 		if errors.As(err, &le) {
 			u.renderAccount(w, r, http.StatusTooManyRequests, user, sid, accountPage{VerifyError: fmt.Sprintf(msgTooMany, tooMany(w, le))})

@@ -610,6 +610,26 @@ func TestRegistrationMailsToOneAddressAreLimited(t *testing.T) {
 	}
 }
 
+// TestOneMailBudgetPerMailbox: reset links and "this address is taken"
+// notices draw on one budget per mailbox. Asking through several forms
+// gets no more mail into it than asking through one. The reset form stays
+// silent about the budget.
+func TestOneMailBudgetPerMailbox(t *testing.T) {
+	mail := &outbox{}
+	f := newMailFixture(t, mail, registration)
+	for range 3 {
+		wantPage(t, f.requestReset(t, f.browser(t), "bob"), http.StatusOK, "Check your email")
+	}
+	for i := range 4 { // well under the registration form's own limit
+		resp := f.browser(t).register(fmt.Sprintf("mallory%d", i), "Bob@Example.com", "", "tulip-bicycle-42", "tulip-bicycle-42")
+		wantPage(t, resp, http.StatusOK, "Check your email")
+	}
+	wantPage(t, f.requestReset(t, f.browser(t), "bob@example.com"), http.StatusOK, "Check your email")
+	if n := len(mail.to("bob@example.com")); n != 5 {
+		t.Errorf("bob's mailbox got %d mails from 4 reset requests and 4 registrations, want the budget of 5", n)
+	}
+}
+
 // TestMailsToAnUnconfirmedAddressCarryNoChosenText pins down two abuses of
 // registering with someone else's address. Phishing through the gateway's
 // own mail: whatever the registrant typed as their name must not reach an

@@ -67,18 +67,18 @@ func (u *UI) resetRequest(w http.ResponseWriter, r *http.Request) {
 		u.Error(w, r, http.StatusInternalServerError)
 		return
 	}
-	// Per account, under a key of its own: reset mails do not count as
-	// failed sign-ins, and an unknown name is limited just like a known one.
-	if err := u.guard.takeUser(ctx, "reset:"+userKey(known, login)); err != nil {
-		u.guardFailure(w, r, "password_reset", err, again)
-		return
-	}
 	ip := u.clientAddr(r)
 	target := truncate(login, 64)
 	if known != nil {
 		target = known.Username
 	}
-	eligible := known != nil && known.Email != "" && !known.Disabled && !known.Pending
+	// The client address's limit above is the only visible one. The
+	// mailbox's own limit is silent: a 429 for a known account and none
+	// for an unknown one (or one shared by a username and an address)
+	// would tell who has an account. Reset requests are not failed
+	// sign-ins.
+	eligible := known != nil && known.Email != "" && !known.Disabled && !known.Pending &&
+		u.mailAllowed(ctx, known.Email, "password_reset", known.Username)
 	u.log.Info("audit", "event", "password_reset_requested", "user", target, "ip", ip, "mailed", eligible)
 	if eligible {
 		// The link's address is taken from the request now: the request is
