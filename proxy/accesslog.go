@@ -38,8 +38,9 @@ func newAccessLog(w io.Writer) *accessLog {
 	return &accessLog{w: w, bufs: sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}}
 }
 
-// accessEntry is what one line records. Path is the canonical path: never
-// the query string (tokens live there), never a cookie.
+// accessEntry is what one line records. Path is the canonical path (for
+// a target refused with 400, the path as sent), never the query string
+// (tokens live there); no line holds a cookie.
 type accessEntry struct {
 	Time     time.Time
 	Method   string

@@ -83,10 +83,8 @@ type server struct {
 
 // newServer opens everything a gateway needs and binds its sockets, so
 // that errors (port in use, database locked) surface before it reports
-// ready.
-// newServer opens the store and builds the gateway. Access lines go to
-// access (the same stream as log, in production) when the config turns
-// them on; nil turns them off.
+// ready. Access lines go to access (in production the same stream as
+// log) when the config turns them on; nil turns them off.
 func newServer(cfg *Config, log *slog.Logger, access io.Writer, now func() time.Time) (_ *server, err error) {
 	s := &server{file: cfg.File, log: log, now: now}
 	s.cfg.Store(cfg)
