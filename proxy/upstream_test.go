@@ -12,13 +12,16 @@ import (
 	"time"
 )
 
-// The upstream timeout in these tests; every wait the app makes that must
-// be allowed is several times longer.
-const shortTimeout = 250 * time.Millisecond
+// The upstream timeout in these tests. Waits that must count as a
+// timeout are longer than it; answers that must not are far shorter, so
+// a loaded machine (the race detector, other packages' tests) cannot turn
+// scheduling jitter into a 504.
+const shortTimeout = time.Second
 
 // An upload that takes longer than the timeout is the client's time, not
 // the app's: the clock starts when the request's last byte is sent.
 func TestSlowUploadIsNotAnUpstreamTimeout(t *testing.T) {
+	t.Parallel()
 	up := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
 		n, err := io.Copy(io.Discard, r.Body)
 		if err != nil {
@@ -30,9 +33,9 @@ func TestSlowUploadIsNotAnUpstreamTimeout(t *testing.T) {
 	_, gw := newGateway(t, up, gatewayOpts{timeout: shortTimeout})
 	pr, pw := io.Pipe()
 	go func() {
-		for range 8 { // 8 pieces 150 ms apart: 1.2 s in all
+		for range 8 { // 8 pieces 300 ms apart: 2.4 s in all
 			_, _ = pw.Write([]byte(strings.Repeat("x", 1000)))
-			time.Sleep(150 * time.Millisecond)
+			time.Sleep(300 * time.Millisecond)
 		}
 		pw.Close()
 	}()
@@ -52,12 +55,13 @@ func TestSlowUploadIsNotAnUpstreamTimeout(t *testing.T) {
 // Once the app starts answering, it may pause for longer than the timeout
 // between pieces (server-sent events, long downloads).
 func TestStartedAnswerMayPauseLongerThanTheTimeout(t *testing.T) {
+	t.Parallel()
 	up := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/event-stream")
 		for i := range 3 {
 			fmt.Fprintf(w, "data: %d\n\n", i)
 			_ = http.NewResponseController(w).Flush()
-			time.Sleep(3 * shortTimeout)
+			time.Sleep(shortTimeout + 300*time.Millisecond)
 		}
 	})
 	_, gw := newGateway(t, up, gatewayOpts{timeout: shortTimeout})
@@ -71,6 +75,7 @@ func TestStartedAnswerMayPauseLongerThanTheTimeout(t *testing.T) {
 // the next request normally, and a slow answer on a reused connection
 // still gets 504.
 func TestIdlePooledConnectionsAreNotTimedOut(t *testing.T) {
+	t.Parallel()
 	var mu sync.Mutex
 	conns := map[string]bool{} // the gateway's upstream connections, by their address
 	up := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
@@ -78,7 +83,7 @@ func TestIdlePooledConnectionsAreNotTimedOut(t *testing.T) {
 		conns[r.RemoteAddr] = true
 		mu.Unlock()
 		if r.URL.Path == "/public/slow" {
-			time.Sleep(4 * shortTimeout)
+			time.Sleep(2 * shortTimeout)
 		}
 		fmt.Fprint(w, "ok")
 	})
@@ -87,7 +92,7 @@ func TestIdlePooledConnectionsAreNotTimedOut(t *testing.T) {
 		if resp, body := raw(t, addr(gw), get("/public/fast", "app.test")); resp.StatusCode != 200 || body != "ok" {
 			t.Fatalf("request %d: %d %q", i, resp.StatusCode, body)
 		}
-		time.Sleep(3 * shortTimeout) // idle in the pool, well past the timeout
+		time.Sleep(shortTimeout + 300*time.Millisecond) // idle in the pool, past the timeout
 	}
 	if resp, _ := raw(t, addr(gw), get("/public/slow", "app.test")); resp.StatusCode != http.StatusGatewayTimeout {
 		t.Errorf("slow answer on a reused connection: %d, want 504", resp.StatusCode)
@@ -102,6 +107,7 @@ func TestIdlePooledConnectionsAreNotTimedOut(t *testing.T) {
 // After a WebSocket upgrade, the app may stay silent for longer than the
 // timeout after the client speaks.
 func TestWebSocketMayIdleLongerThanTheTimeout(t *testing.T) {
+	t.Parallel()
 	up := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
 		conn, rw, err := http.NewResponseController(w).Hijack()
 		if err != nil {
@@ -115,7 +121,7 @@ func TestWebSocketMayIdleLongerThanTheTimeout(t *testing.T) {
 			if err != nil {
 				return
 			}
-			time.Sleep(3 * shortTimeout) // thinks a long time before each reply
+			time.Sleep(shortTimeout + 300*time.Millisecond) // thinks longer than the timeout before each reply
 			fmt.Fprintf(rw, "echo:%s", line)
 			_ = rw.Flush()
 		}
@@ -144,6 +150,7 @@ func TestWebSocketMayIdleLongerThanTheTimeout(t *testing.T) {
 // An app that accepts the upgrade request but never answers it gets 504
 // like any other.
 func TestUnansweredUpgradeTimesOut(t *testing.T) {
+	t.Parallel()
 	release := make(chan struct{})
 	up := newUpstream(t, func(w http.ResponseWriter, r *http.Request) { <-release })
 	defer close(release)
