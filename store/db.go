@@ -183,3 +183,38 @@ func (db *DB) Check() error {
 		return errors.Join(errs...)
 	})
 }
+
+// swept is a record a sweep deleted: its key, and the user whose index
+// listed it.
+type swept struct {
+	key  [32]byte
+	user string
+}
+
+// sweep deletes, in one transaction, every record of bucket that gone
+// says is over (naming the user whose index lists it), through del, which
+// also removes it from that index. It returns what it deleted.
+func (db *DB) sweep(bucket []byte, gone func(key [32]byte, v []byte) (user string, over bool),
+	del func(tx *bolt.Tx, key [32]byte, user string) error) ([]swept, error) {
+	var victims []swept
+	err := db.bolt.Update(func(tx *bolt.Tx) error {
+		err := tx.Bucket(bucket).ForEach(func(k, v []byte) error {
+			var key [32]byte
+			copy(key[:], k)
+			if user, over := gone(key, v); over {
+				victims = append(victims, swept{key, user})
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, v := range victims {
+			if err := del(tx, v.key, v.user); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return victims, err
+}

@@ -475,39 +475,18 @@ func (db *DB) DeleteSessionByHandle(username, h string) error {
 // DeleteExpiredSessions removes every expired session and returns how many.
 func (db *DB) DeleteExpiredSessions() (int, error) {
 	now := db.now()
-	type victim struct {
-		key  [32]byte
-		user string
-	}
-	var victims []victim
-	err := db.bolt.Update(func(tx *bolt.Tx) error {
-		err := tx.Bucket(bucketSessions).ForEach(func(k, v []byte) error {
-			var s Session
-			if json.Unmarshal(v, &s) != nil {
-				return nil
-			}
-			var key [32]byte
-			copy(key[:], k)
-			db.mu.RLock()
-			if e, ok := db.sessions[key]; ok {
-				s.LastSeen = e.session().LastSeen
-			}
-			db.mu.RUnlock()
-			if s.expired(now) {
-				victims = append(victims, victim{key, s.Username})
-			}
-			return nil
-		})
-		if err != nil {
-			return err
+	victims, err := db.sweep(bucketSessions, func(key [32]byte, v []byte) (string, bool) {
+		var s Session
+		if json.Unmarshal(v, &s) != nil {
+			return "", false
 		}
-		for _, v := range victims {
-			if err := deleteSession(tx, v.key, v.user); err != nil {
-				return err
-			}
+		db.mu.RLock()
+		if e, ok := db.sessions[key]; ok {
+			s.LastSeen = e.session().LastSeen
 		}
-		return nil
-	})
+		db.mu.RUnlock()
+		return s.Username, s.expired(now)
+	}, deleteSession)
 	db.mu.Lock()
 	for _, v := range victims {
 		delete(db.sessions, v.key)

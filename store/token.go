@@ -245,31 +245,13 @@ func (db *DB) DeleteTokens(username, purpose string) (int, error) {
 // Expired tokens are refused anyway; this only keeps the file small.
 func (db *DB) DeleteExpiredTokens() (int, error) {
 	now := db.now()
-	type victim struct {
-		key  [32]byte
-		user string
-	}
-	var victims []victim
-	err := db.bolt.Update(func(tx *bolt.Tx) error {
-		err := tx.Bucket(bucketTokens).ForEach(func(k, v []byte) error {
-			var t token
-			if json.Unmarshal(v, &t) != nil || !now.Before(t.Expires) {
-				var key [32]byte
-				copy(key[:], k)
-				victims = append(victims, victim{key, t.Username})
-			}
-			return nil
-		})
-		if err != nil {
-			return err
+	victims, err := db.sweep(bucketTokens, func(_ [32]byte, v []byte) (string, bool) {
+		var t token
+		if json.Unmarshal(v, &t) != nil || !now.Before(t.Expires) {
+			return t.Username, true
 		}
-		for _, v := range victims {
-			if err := deleteToken(tx, v.key, v.user); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+		return "", false
+	}, deleteToken)
 	if err != nil {
 		return 0, err
 	}
