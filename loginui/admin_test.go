@@ -56,20 +56,6 @@ func wantAdminRedirect(t *testing.T, resp *http.Response, status int, location s
 	}
 }
 
-func wantAdminPage(t *testing.T, resp *http.Response, status int, wants ...string) string {
-	t.Helper()
-	page := body(resp)
-	if resp.StatusCode != status {
-		t.Fatalf("status = %d, want %d\n%s", resp.StatusCode, status, page)
-	}
-	for _, want := range wants {
-		if !strings.Contains(page, want) {
-			t.Errorf("page lacks %q:\n%s", want, page)
-		}
-	}
-	return page
-}
-
 func adminUser(t *testing.T, f *fixture, name string) store.User {
 	t.Helper()
 	x, err := f.db.User(name)
@@ -93,15 +79,15 @@ func TestAdminOnlyForAdmins(t *testing.T) {
 
 	bob := f.adminSignIn(t, "bob")
 	for _, target := range []string{"/.gatehouse/admin", "/.gatehouse/admin/new", "/.gatehouse/admin/users/alice", "/.gatehouse/admin/users/alice/delete"} {
-		wantAdminPage(t, bob.do("GET", target, nil), http.StatusForbidden, "You don't have access to this page", "<strong>bob</strong>")
+		wantPage(t, bob.do("GET", target, nil), http.StatusForbidden, "You don't have access to this page", "<strong>bob</strong>")
 	}
 	if resp := bob.do("GET", "/.gatehouse/admin", nil, "Accept", "application/json"); resp.StatusCode != 403 || body(resp) != "{\"error\":\"forbidden\"}\n" {
 		t.Errorf("non-admin API client: %d", resp.StatusCode)
 	}
 	// A valid token does not make bob an admin.
-	wantAdminPage(t, bob.adminPost("/.gatehouse/admin/users/alice/disable", nil), http.StatusForbidden)
-	wantAdminPage(t, bob.adminPost("/.gatehouse/admin/users/bob", url.Values{"roles": {"admin"}}), http.StatusForbidden)
-	wantAdminPage(t, bob.adminPost("/.gatehouse/admin/new", url.Values{"username": {"eve"}, "password": {"a-long-password-1"}, "confirm": {"a-long-password-1"}}), http.StatusForbidden)
+	wantPage(t, bob.adminPost("/.gatehouse/admin/users/alice/disable", nil), http.StatusForbidden)
+	wantPage(t, bob.adminPost("/.gatehouse/admin/users/bob", url.Values{"roles": {"admin"}}), http.StatusForbidden)
+	wantPage(t, bob.adminPost("/.gatehouse/admin/new", url.Values{"username": {"eve"}, "password": {"a-long-password-1"}, "confirm": {"a-long-password-1"}}), http.StatusForbidden)
 	if x := adminUser(t, f, "alice"); x.Disabled {
 		t.Error("a non-admin disabled alice")
 	}
@@ -116,7 +102,7 @@ func TestAdminOnlyForAdmins(t *testing.T) {
 	}
 
 	alice := f.adminSignIn(t, "alice")
-	wantAdminPage(t, alice.do("GET", "/.gatehouse/admin", nil), http.StatusOK, "<h1>Users</h1>")
+	wantPage(t, alice.do("GET", "/.gatehouse/admin", nil), http.StatusOK, "<h1>Users</h1>")
 }
 
 func TestAdminListSearchAndPaging(t *testing.T) {
@@ -150,7 +136,7 @@ func TestAdminListSearchAndPaging(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.target, func(t *testing.T) {
-			page := wantAdminPage(t, alice.do("GET", tc.target, nil), http.StatusOK, tc.wants...)
+			page := wantPage(t, alice.do("GET", tc.target, nil), http.StatusOK, tc.wants...)
 			if got := len(rows.FindAllString(page, -1)); got != tc.rows {
 				t.Errorf("rows = %d, want %d", got, tc.rows)
 			}
@@ -170,7 +156,7 @@ func TestAdminListSearchAndPaging(t *testing.T) {
 func TestAdminCreatesUsers(t *testing.T) {
 	f := newAdminFixture(t)
 	alice := f.adminSignIn(t, "alice")
-	page := wantAdminPage(t, alice.do("GET", "/.gatehouse/admin/new", nil), http.StatusOK, `action="/.gatehouse/admin/new"`, `name="password"`)
+	page := wantPage(t, alice.do("GET", "/.gatehouse/admin/new", nil), http.StatusOK, `action="/.gatehouse/admin/new"`, `name="password"`)
 	if strings.Contains(page, `name="invite"`) {
 		t.Error("the invitation option shows without a mailer")
 	}
@@ -179,7 +165,7 @@ func TestAdminCreatesUsers(t *testing.T) {
 			"roles": {"reader, editor reader"}, "password": {"tulip-bicycle-42"}, "confirm": {"tulip-bicycle-42"}}
 	}
 	wantAdminRedirect(t, alice.adminPost("/.gatehouse/admin/new", good()), http.StatusSeeOther, "/.gatehouse/admin/users/carol?done=created")
-	wantAdminPage(t, alice.do("GET", "/.gatehouse/admin/users/carol?done=created", nil), http.StatusOK,
+	wantPage(t, alice.do("GET", "/.gatehouse/admin/users/carol?done=created", nil), http.StatusOK,
 		`role="status">User carol was created.</div>`, `value="carol@example.com"`, `value="Carol Smith"`, `value="editor, reader"`)
 	carol := adminUser(t, f, "carol")
 	if carol.Email != "carol@example.com" || !carol.EmailVerified || carol.DisplayName != "Carol Smith" ||
@@ -221,7 +207,7 @@ func TestAdminCreatesUsers(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			form := good()
 			tc.change(form)
-			page := wantAdminPage(t, alice.adminPost("/.gatehouse/admin/new", form), tc.status, `role="alert" id="form-error">`+htmlEscape(tc.msg)+`</div>`)
+			page := wantPage(t, alice.adminPost("/.gatehouse/admin/new", form), tc.status, `role="alert" id="form-error">`+htmlEscape(tc.msg)+`</div>`)
 			if !strings.Contains(page, `aria-invalid="true"`) {
 				t.Error("no input is marked invalid")
 			}
@@ -244,13 +230,13 @@ func TestAdminRoleChangeReachesTheNextRequest(t *testing.T) {
 	f := newAdminFixture(t)
 	alice := f.adminSignIn(t, "alice")
 	bob := f.adminSignIn(t, "bob")
-	wantAdminPage(t, bob.do("GET", "/.gatehouse/admin", nil), http.StatusForbidden)
+	wantPage(t, bob.do("GET", "/.gatehouse/admin", nil), http.StatusForbidden)
 
 	form := url.Values{"email": {"robert@example.com"}, "display_name": {"Robert"}, "roles": {"admin editor"}}
 	wantAdminRedirect(t, alice.adminPost("/.gatehouse/admin/users/bob", form), http.StatusSeeOther, "/.gatehouse/admin/users/bob?done=updated")
-	wantAdminPage(t, alice.do("GET", "/.gatehouse/admin/users/bob?done=updated", nil), 200, "The changes to bob were saved.")
+	wantPage(t, alice.do("GET", "/.gatehouse/admin/users/bob?done=updated", nil), 200, "The changes to bob were saved.")
 	// Bob's very next request sees the new roles: the console opens.
-	wantAdminPage(t, bob.do("GET", "/.gatehouse/admin", nil), http.StatusOK, "<h1>Users</h1>")
+	wantPage(t, bob.do("GET", "/.gatehouse/admin", nil), http.StatusOK, "<h1>Users</h1>")
 	x := adminUser(t, f, "bob")
 	if x.Email != "robert@example.com" || x.DisplayName != "Robert" || !slices.Equal(x.Roles, []string{"admin", "editor"}) {
 		t.Errorf("bob is %+v", x)
@@ -261,14 +247,14 @@ func TestAdminRoleChangeReachesTheNextRequest(t *testing.T) {
 
 	wantAdminRedirect(t, alice.adminPost("/.gatehouse/admin/users/bob", url.Values{"email": {"robert@example.com"}, "roles": {"reader"}}),
 		http.StatusSeeOther, "/.gatehouse/admin/users/bob?done=updated")
-	wantAdminPage(t, bob.do("GET", "/.gatehouse/admin", nil), http.StatusForbidden)
+	wantPage(t, bob.do("GET", "/.gatehouse/admin", nil), http.StatusForbidden)
 	if u := bob.user(); u != "bob" {
 		t.Errorf("bob signed out by a role change: %q", u)
 	}
 
 	// The email of another user is refused.
-	wantAdminPage(t, alice.adminPost("/.gatehouse/admin/users/bob", url.Values{"email": {"alice@example.com"}}), http.StatusConflict, msgAdminEmailExists)
-	wantAdminPage(t, alice.adminPost("/.gatehouse/admin/users/nobody", url.Values{}), http.StatusNotFound)
+	wantPage(t, alice.adminPost("/.gatehouse/admin/users/bob", url.Values{"email": {"alice@example.com"}}), http.StatusConflict, msgAdminEmailExists)
+	wantPage(t, alice.adminPost("/.gatehouse/admin/users/nobody", url.Values{}), http.StatusNotFound)
 }
 
 func TestAdminDisableEndsTheLiveSession(t *testing.T) {
@@ -279,7 +265,7 @@ func TestAdminDisableEndsTheLiveSession(t *testing.T) {
 	if bob.user() != "" {
 		t.Error("a disabled user's live session still works")
 	}
-	wantAdminPage(t, alice.do("GET", "/.gatehouse/admin/users/bob?done=disabled", nil), 200,
+	wantPage(t, alice.do("GET", "/.gatehouse/admin/users/bob?done=disabled", nil), 200,
 		"User bob was disabled and signed out everywhere.", `badge-disabled">disabled<`, `action="/.gatehouse/admin/users/bob/enable"`)
 	if b := f.browser(t); b.signIn("bob", "bob-password", "/").StatusCode != http.StatusUnauthorized {
 		t.Error("a disabled user signed in")
@@ -306,7 +292,7 @@ func TestAdminUnlocks(t *testing.T) {
 	if x := adminUser(t, f, "bob"); !x.LockedUntil.After(f.clock.now()) {
 		t.Fatalf("bob is not locked: %+v", x)
 	}
-	wantAdminPage(t, alice.do("GET", "/.gatehouse/admin/users/bob", nil), 200, `badge-locked">locked<`, `action="/.gatehouse/admin/users/bob/unlock"`)
+	wantPage(t, alice.do("GET", "/.gatehouse/admin/users/bob", nil), 200, `badge-locked">locked<`, `action="/.gatehouse/admin/users/bob/unlock"`)
 	wantAdminRedirect(t, alice.adminPost("/.gatehouse/admin/users/bob/unlock", nil), http.StatusSeeOther, "/.gatehouse/admin/users/bob?done=unlocked")
 	if x := adminUser(t, f, "bob"); !x.LockedUntil.IsZero() || x.FailedLogins != 0 {
 		t.Errorf("still locked: %+v", x)
@@ -322,7 +308,7 @@ func TestAdminResetsPasswordsAndEndsSessions(t *testing.T) {
 	alice := f.adminSignIn(t, "alice")
 	bob1, bob2 := f.adminSignIn(t, "bob"), f.adminSignIn(t, "bob")
 
-	page := wantAdminPage(t, alice.adminPost("/.gatehouse/admin/users/bob/password", url.Values{"password": {"otter-lantern-9"}, "confirm": {"otter-lantern-8"}}),
+	page := wantPage(t, alice.adminPost("/.gatehouse/admin/users/bob/password", url.Values{"password": {"otter-lantern-9"}, "confirm": {"otter-lantern-8"}}),
 		http.StatusBadRequest, string(msgPasswordMismatch), `id="confirm" name="confirm" type="password" autocomplete="new-password" aria-invalid="true"`)
 	if strings.Contains(page, "otter-lantern") || bob1.user() != "bob" {
 		t.Error("a refused reset echoed the password or ended sessions")
@@ -347,7 +333,7 @@ func TestAdminResetsPasswordsAndEndsSessions(t *testing.T) {
 	if bob3.signIn("bob", "otter-lantern-9", "/"); bob3.user() != "bob" {
 		t.Fatal("bob cannot sign in with the new password")
 	}
-	wantAdminPage(t, alice.do("GET", "/.gatehouse/admin/users/bob", nil), 200, "<dt>Sessions</dt><dd>2</dd>")
+	wantPage(t, alice.do("GET", "/.gatehouse/admin/users/bob", nil), 200, "<dt>Sessions</dt><dd>2</dd>")
 	wantAdminRedirect(t, alice.adminPost("/.gatehouse/admin/users/bob/sessions", nil), http.StatusSeeOther, "/.gatehouse/admin/users/bob?done=sessions")
 	if bob3.user() != "" {
 		t.Error("a session survived \"end all sessions\"")
@@ -371,22 +357,22 @@ func TestAdminDeletesAfterConfirmation(t *testing.T) {
 	f := newAdminFixture(t)
 	alice := f.adminSignIn(t, "alice")
 	bob := f.adminSignIn(t, "bob")
-	page := wantAdminPage(t, alice.do("GET", "/.gatehouse/admin/users/bob/delete", nil), http.StatusOK,
+	page := wantPage(t, alice.do("GET", "/.gatehouse/admin/users/bob/delete", nil), http.StatusOK,
 		"<h1>Delete bob?</h1>", `action="/.gatehouse/admin/users/bob/delete"`, `href="/.gatehouse/admin/users/bob">Cancel</a>`)
 	if !tokenRE.MatchString(page) {
 		t.Error("the confirmation form has no CSRF token")
 	}
 	adminUser(t, f, "bob") // asking is not deleting
 	wantAdminRedirect(t, alice.adminPost("/.gatehouse/admin/users/bob/delete", nil), http.StatusSeeOther, "/.gatehouse/admin?done=deleted&user=bob")
-	wantAdminPage(t, alice.do("GET", "/.gatehouse/admin?done=deleted&user=bob", nil), 200, `role="status">User bob was deleted.</div>`)
+	wantPage(t, alice.do("GET", "/.gatehouse/admin?done=deleted&user=bob", nil), 200, `role="status">User bob was deleted.</div>`)
 	if _, err := f.db.User("bob"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("bob still exists: %v", err)
 	}
 	if bob.user() != "" {
 		t.Error("a deleted user's session still works")
 	}
-	wantAdminPage(t, alice.do("GET", "/.gatehouse/admin/users/bob", nil), http.StatusNotFound)
-	wantAdminPage(t, alice.adminPost("/.gatehouse/admin/users/bob/delete", nil), http.StatusNotFound)
+	wantPage(t, alice.do("GET", "/.gatehouse/admin/users/bob", nil), http.StatusNotFound)
+	wantPage(t, alice.adminPost("/.gatehouse/admin/users/bob/delete", nil), http.StatusNotFound)
 	if !strings.Contains(f.adminLogs(), `"event":"admin_user_deleted","admin":"alice","user":"bob"`) {
 		t.Error("no audit event")
 	}
@@ -406,7 +392,7 @@ func TestAdminCannotRemoveTheLastAdmin(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			wantAdminPage(t, alice.adminPost(tc.target, url.Values{"email": {"alice@example.com"}, "roles": {"reader"}}), http.StatusConflict,
+			wantPage(t, alice.adminPost(tc.target, url.Values{"email": {"alice@example.com"}, "roles": {"reader"}}), http.StatusConflict,
 				`role="alert" id="form-error">`+msgAdminLastAdmin+`</div>`)
 			x := adminUser(t, f, "alice")
 			if x.Disabled || !slices.Equal(x.Roles, []string{"admin"}) {
@@ -417,14 +403,14 @@ func TestAdminCannotRemoveTheLastAdmin(t *testing.T) {
 			}
 		})
 	}
-	page := wantAdminPage(t, alice.do("GET", "/.gatehouse/admin/users/alice/delete", nil), http.StatusOK, msgAdminLastAdmin)
+	page := wantPage(t, alice.do("GET", "/.gatehouse/admin/users/alice/delete", nil), http.StatusOK, msgAdminLastAdmin)
 	if strings.Contains(page, `action="/.gatehouse/admin/users/alice/delete"`) {
 		t.Error("the delete page offers to delete the last admin")
 	}
 	// A pending or disabled admin does not count.
 	_ = f.db.CreateUser(store.User{Username: "pat", Roles: []string{"admin"}, Pending: true})
 	_, _ = f.db.UpdateUser("dora", func(x *store.User) error { x.Roles = []string{"admin"}; return nil })
-	wantAdminPage(t, alice.adminPost("/.gatehouse/admin/users/alice/disable", nil), http.StatusConflict, msgAdminLastAdmin)
+	wantPage(t, alice.adminPost("/.gatehouse/admin/users/alice/disable", nil), http.StatusConflict, msgAdminLastAdmin)
 
 	// With a second admin, alice may step down, and then she is out.
 	wantAdminRedirect(t, alice.adminPost("/.gatehouse/admin/users/pat/approve", nil), http.StatusSeeOther, "/.gatehouse/admin/users/pat?done=approved")
@@ -433,7 +419,7 @@ func TestAdminCannotRemoveTheLastAdmin(t *testing.T) {
 	}
 	wantAdminRedirect(t, alice.adminPost("/.gatehouse/admin/users/alice", url.Values{"email": {"alice@example.com"}, "roles": {"reader"}}),
 		http.StatusSeeOther, "/.gatehouse/admin/users/alice?done=updated")
-	wantAdminPage(t, alice.do("GET", "/.gatehouse/admin", nil), http.StatusForbidden)
+	wantPage(t, alice.do("GET", "/.gatehouse/admin", nil), http.StatusForbidden)
 	if !strings.Contains(f.adminLogs(), `"event":"admin_user_approved","admin":"alice","user":"pat"`) {
 		t.Error("no audit event for the approval")
 	}
@@ -507,7 +493,7 @@ func TestAdminHostileInput(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			page := wantAdminPage(t, create(tc.change), http.StatusBadRequest, htmlEscape(tc.msg))
+			page := wantPage(t, create(tc.change), http.StatusBadRequest, htmlEscape(tc.msg))
 			if strings.Contains(page, "<script>") {
 				t.Error("markup echoed unescaped")
 			}
@@ -522,7 +508,7 @@ func TestAdminHostileInput(t *testing.T) {
 		http.StatusSeeOther, "/.gatehouse/admin/users/mallory?done=created")
 	for _, target := range []string{"/.gatehouse/admin", "/.gatehouse/admin/users/mallory", "/.gatehouse/admin/users/mallory/delete",
 		"/.gatehouse/admin?q=" + url.QueryEscape(xss)} {
-		page := wantAdminPage(t, alice.do("GET", target, nil), http.StatusOK)
+		page := wantPage(t, alice.do("GET", target, nil), http.StatusOK)
 		if strings.Contains(page, "<script>") || strings.Contains(page, "<img") {
 			t.Errorf("%s shows markup unescaped", target)
 		}
@@ -534,9 +520,9 @@ func TestAdminHostileInput(t *testing.T) {
 		t.Errorf("huge form: %d, want 413", resp.StatusCode)
 	}
 	for _, target := range []string{"/.gatehouse/admin/users/%3Cb%3E", "/.gatehouse/admin/users/" + strings.Repeat("a", 100)} {
-		wantAdminPage(t, alice.do("GET", target, nil), http.StatusNotFound)
+		wantPage(t, alice.do("GET", target, nil), http.StatusNotFound)
 	}
-	wantAdminPage(t, alice.adminPost("/.gatehouse/admin/users/bob/explode", nil), http.StatusNotFound)
+	wantPage(t, alice.adminPost("/.gatehouse/admin/users/bob/explode", nil), http.StatusNotFound)
 	if resp := alice.do("GET", "/.gatehouse/admin/users/bob/disable", nil); resp.StatusCode != http.StatusMethodNotAllowed {
 		t.Errorf("GET of an action: %d, want 405", resp.StatusCode)
 	}
@@ -550,7 +536,7 @@ func TestAdminPagesAreAccessibleAndLocked(t *testing.T) {
 	forms := regexp.MustCompile(`(?s)<form method="post".*?</form>`)
 	for _, target := range []string{"/.gatehouse/admin", "/.gatehouse/admin/new", "/.gatehouse/admin/users/bob", "/.gatehouse/admin/users/bob/delete"} {
 		resp := alice.do("GET", target, nil)
-		page := wantAdminPage(t, resp, http.StatusOK, `<html lang="en">`, `href="/.gatehouse/static/style.css"`, `<nav class="admin-nav" aria-label="Admin console">`)
+		page := wantPage(t, resp, http.StatusOK, `<html lang="en">`, `href="/.gatehouse/static/style.css"`, `<nav class="admin-nav" aria-label="Admin console">`)
 		if got := resp.Header.Get("Content-Security-Policy"); !strings.HasPrefix(got, "default-src 'self'") {
 			t.Errorf("%s: CSP %q", target, got)
 		}
@@ -568,7 +554,7 @@ func TestAdminPagesAreAccessibleAndLocked(t *testing.T) {
 			}
 		}
 	}
-	wantAdminPage(t, alice.do("GET", "/.gatehouse/admin/users/bob", nil), 200, `badge-pending">pending<`,
+	wantPage(t, alice.do("GET", "/.gatehouse/admin/users/bob", nil), 200, `badge-pending">pending<`,
 		`action="/.gatehouse/admin/users/bob/approve"`, `action="/.gatehouse/admin/users/bob/unlock"`)
 	css := body(alice.do("GET", "/.gatehouse/static/style.css", nil))
 	for _, want := range []string{".admin-table", "@media (max-width: 640px)", "attr(data-label)"} {
@@ -595,7 +581,7 @@ func TestAdminPasswordFormsAreRateLimited(t *testing.T) {
 	wantAdminRedirect(t, alice.adminPost("/.gatehouse/admin/new", create), http.StatusSeeOther, "/.gatehouse/admin/users/erin?done=created")
 	before := adminUser(t, f, "bob").PasswordHash
 	resp := set("otter-lantern-3")
-	wantAdminPage(t, resp, http.StatusTooManyRequests)
+	wantPage(t, resp, http.StatusTooManyRequests)
 	if resp.Header.Get("Retry-After") == "" {
 		t.Error("429 without Retry-After")
 	}
@@ -603,7 +589,7 @@ func TestAdminPasswordFormsAreRateLimited(t *testing.T) {
 		t.Error("a limited reset changed the password")
 	}
 	create.Set("username", "fred")
-	wantAdminPage(t, alice.adminPost("/.gatehouse/admin/new", create), http.StatusTooManyRequests)
+	wantPage(t, alice.adminPost("/.gatehouse/admin/new", create), http.StatusTooManyRequests)
 	if _, err := f.db.User("fred"); err == nil {
 		t.Error("a limited create made the user")
 	}

@@ -306,7 +306,7 @@ func TestInvitations(t *testing.T) {
 	mail := &outbox{}
 	f := newMailFixture(t, mail)
 	alice := f.adminSignIn(t, "alice")
-	wantAdminPage(t, alice.do("GET", "/.gatehouse/admin/new", nil), http.StatusOK, `name="invite"`)
+	wantPage(t, alice.do("GET", "/.gatehouse/admin/new", nil), http.StatusOK, `name="invite"`)
 	form := url.Values{"username": {"olga"}, "email": {"olga@example.com"}, "display_name": {"Olga"}, "invite": {"1"}}
 	wantAdminRedirect(t, alice.adminPost("/.gatehouse/admin/new", form), http.StatusSeeOther, "/.gatehouse/admin/users/olga?done=invited")
 	mails := mail.to("olga@example.com")
@@ -543,7 +543,7 @@ func TestAnInvitationCanBeSentAgain(t *testing.T) {
 	f.clock.add(73 * time.Hour) // the first link has expired, and so has alice's session
 	alice = f.adminSignIn(t, "alice")
 
-	wantAdminPage(t, alice.do("GET", "/.gatehouse/admin/users/pia", nil), http.StatusOK, `action="/.gatehouse/admin/users/pia/invite"`, "Send a new invitation")
+	wantPage(t, alice.do("GET", "/.gatehouse/admin/users/pia", nil), http.StatusOK, `action="/.gatehouse/admin/users/pia/invite"`, "Send a new invitation")
 	wantAdminRedirect(t, alice.adminPost("/.gatehouse/admin/users/pia/invite", url.Values{}), http.StatusSeeOther, "/.gatehouse/admin/users/pia?done=reinvited")
 	mails := mail.to("pia@example.com")
 	if len(mails) != 2 {
@@ -561,7 +561,7 @@ func TestAnInvitationCanBeSentAgain(t *testing.T) {
 	if page := body(alice.do("GET", "/.gatehouse/admin/users/pia", nil)); strings.Contains(page, "/pia/invite") {
 		t.Error("a user with a password is offered an invitation")
 	}
-	wantAdminPage(t, alice.adminPost("/.gatehouse/admin/users/pia/invite", url.Values{}), http.StatusConflict, msgAdminNoInvite)
+	wantPage(t, alice.adminPost("/.gatehouse/admin/users/pia/invite", url.Values{}), http.StatusConflict, msgAdminNoInvite)
 	if n := len(mail.to("pia@example.com")); n != 2 {
 		t.Errorf("%d mails to pia after the refused invitation", n)
 	}

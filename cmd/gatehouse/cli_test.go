@@ -277,18 +277,26 @@ func TestLastAdminIsRefusedInOneLine(t *testing.T) {
 // TestAdminEnteredEmailsCountAsVerified: an address typed by an admin or
 // imported from the app being protected counts as verified (see
 // store.User.EmailVerified); removing it clears the flag.
+// openStore opens the store of a config file, with no gateway running on
+// it; the caller closes it.
+func openStore(t *testing.T, configFile string) *store.DB {
+	t.Helper()
+	c, err := loadConfig(configFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := store.Open(c.DBPath(), store.Options{Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
 func TestAdminEnteredEmailsCountAsVerified(t *testing.T) {
 	cfg := writeE2EConfig(t, t.TempDir(), "")
 	user := func(name string) store.User {
 		t.Helper()
-		c, err := loadConfig(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		db, err := store.Open(c.DBPath(), store.Options{Timeout: time.Second})
-		if err != nil {
-			t.Fatal(err)
-		}
+		db := openStore(t, cfg)
 		defer db.Close()
 		u, err := db.User(name)
 		if err != nil {
@@ -337,16 +345,9 @@ func TestAdminEnteredEmailsCountAsVerified(t *testing.T) {
 func TestEnableApprovesAPendingRegistration(t *testing.T) {
 	cfg := writeE2EConfig(t, t.TempDir(), "")
 	mustCLI(t, "", "user", "add", "erin", "-config", cfg)
-	c, err := loadConfig(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
 	withDB := func(fn func(db *store.DB)) {
 		t.Helper()
-		db, err := store.Open(c.DBPath(), store.Options{Timeout: time.Second})
-		if err != nil {
-			t.Fatal(err)
-		}
+		db := openStore(t, cfg)
 		defer db.Close()
 		fn(db)
 	}

@@ -10,7 +10,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/gatehouse-auth/gatehouse/store"
 )
@@ -47,14 +46,7 @@ func TestImportFlaskSQLiteExport(t *testing.T) {
 		t.Errorf("second import: %q", out)
 	}
 
-	c, err := loadConfig(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db, err := store.Open(c.DBPath(), store.Options{Timeout: time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := openStore(t, cfg)
 	users, err := db.Users()
 	if err != nil {
 		t.Fatal(err)
@@ -89,10 +81,7 @@ func TestImportFlaskSQLiteExport(t *testing.T) {
 		t.Fatalf("sign-in with the password from the old app: %d", resp.StatusCode)
 	}
 	g.stop()
-	db, err = store.Open(c.DBPath(), store.Options{Timeout: time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
+	db = openStore(t, cfg)
 	defer db.Close()
 	u, err := db.User("bob")
 	if err != nil {
