@@ -273,7 +273,7 @@ func TestRegistrationWithoutMailWarns(t *testing.T) {
 	if !strings.Contains(out, "warning: "+file+":5: "+want) {
 		t.Errorf("validate did not warn at the registration line:\n%s", out)
 	}
-	if !strings.HasSuffix(out, file+": ok (1 apps)\n") {
+	if !strings.HasSuffix(out, file+": ok (1 app)\n") {
 		t.Errorf("validate did not end with ok:\n%s", out)
 	}
 	g := startGateway(t, file)

@@ -68,7 +68,7 @@ func TestValidateWarnsAboutShadowedRulesAndMissingRoles(t *testing.T) {
 	if !strings.Contains(out, `warning: role "auditor" appears in rules but no user has it`) || strings.Contains(out, `"admin" appears`) {
 		t.Errorf("role warnings:\n%s", out)
 	}
-	if !strings.HasSuffix(out, cfg+": ok (1 apps)\n") {
+	if !strings.HasSuffix(out, cfg+": ok (1 app)\n") {
 		t.Errorf("validate did not end with ok:\n%s", out)
 	}
 }

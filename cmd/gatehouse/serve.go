@@ -519,6 +519,10 @@ func cmdValidate(args []string, stdout io.Writer) error {
 			fmt.Fprintf(stdout, "warning: role %q appears in rules but no user has it\n", role)
 		}
 	}
-	fmt.Fprintf(stdout, "%s: ok (%d apps)\n", cfg.File, len(cfg.Proxy.Apps))
+	apps := "apps"
+	if len(cfg.Proxy.Apps) == 1 {
+		apps = "app"
+	}
+	fmt.Fprintf(stdout, "%s: ok (%d %s)\n", cfg.File, len(cfg.Proxy.Apps), apps)
 	return nil
 }
